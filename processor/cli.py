@@ -1,0 +1,77 @@
+"""The ``cxone-processor`` command and its subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from processor import demo
+from processor.errors import ProcessorError
+from processor.localkafka import cli as broker_cli
+from processor.simulator import cli as simulate_cli
+from processor.simulator.behaviour import BehaviourError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _configure_logging()
+
+    command: Command = args.command
+    try:
+        return command(args)
+    except (ProcessorError, BehaviourError) as exc:
+        print(f"cxone-processor {args.name}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cxone-processor",
+        description="Feed NICE CXone Data Actions jobs from Kafka.",
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    subcommands: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Command]] = [
+        (
+            "simulate",
+            "serve the simulated CXone Data Actions API",
+            simulate_cli.add_arguments,
+            simulate_cli.main,
+        ),
+        (
+            "broker",
+            "run a local Apache Kafka (fetched with Maven) until Ctrl-C",
+            broker_cli.add_arguments,
+            broker_cli.main,
+        ),
+        (
+            "demo",
+            "start a local broker and simulator and send a job through them",
+            demo.add_arguments,
+            demo.main,
+        ),
+    ]
+    for name, summary, add_arguments, command in subcommands:
+        sub = commands.add_parser(name, help=summary, description=summary)
+        add_arguments(sub)
+        sub.set_defaults(command=command, name=name)
+    return parser
+
+
+def _configure_logging() -> None:
+    level = os.environ.get("PROCESSOR_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(
+        level=level if level in logging.getLevelNamesMapping() else "INFO",
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # httpx logs every request at INFO; that is per-job noise for an operator.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
