@@ -39,7 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
-    subcommands: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Command]] = [
+    subcommands: list[
+        tuple[str, str, Callable[[argparse.ArgumentParser], None], Command]
+    ] = [
         (
             "simulate",
             "serve the simulated CXone Data Actions API",

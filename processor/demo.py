@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    print("Starting a local Kafka broker (the first run fetches its jars with Maven)...")
+    print(
+        "Starting a local Kafka broker (the first run fetches its jars with Maven)..."
+    )
     behaviour = Behaviour(latency=Latency(mean_ms=20, jitter_ms=5))
 
     with LocalKafka(1) as kafka, SimulatorThread(behaviour) as simulator:
@@ -41,8 +43,10 @@ def main(args: argparse.Namespace) -> int:
 
         request = _job_request(args.action)
         partition, offset = _round_trip(kafka.bootstrap_servers, request)
-        print(f"Published and read back {request['request_id']} at {REQUESTS_TOPIC}"
-              f" [{partition}] @ {offset}")
+        print(
+            f"Published and read back {request['request_id']} at {REQUESTS_TOPIC}"
+            f" [{partition}] @ {offset}"
+        )
 
         job = _submit(simulator.url, behaviour, request)
         print(f"Submitted it to {args.action}: job {job['id']} is {job['status']}")
@@ -67,13 +71,17 @@ def _job_request(action_id: str) -> dict[str, Any]:
     }
 
 
-def _round_trip(bootstrap: str, request: dict[str, Any]) -> tuple[int, int]:
+def _round_trip(
+    bootstrap: str, request: dict[str, Any]
+) -> tuple[int | None, int | None]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics([NewTopic(REQUESTS_TOPIC, 3)]).values():
         future.result(timeout=_DEADLINE_S)
 
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
-    producer.produce(REQUESTS_TOPIC, json.dumps(request).encode(), request["request_id"])
+    producer.produce(
+        REQUESTS_TOPIC, json.dumps(request).encode(), request["request_id"]
+    )
     if producer.flush(_DEADLINE_S) != 0:
         raise ProcessorError("the local broker did not acknowledge the job request")
 

@@ -4,7 +4,7 @@
 
     ProcessorError
     └── LocalKafkaError             the local development broker
-        ├── BrokerJarsUnavailable   Maven could not provide the broker's jars
+        ├── BrokerJarsError         Maven could not provide the broker's jars
         └── BrokerStartError        a node exited or never answered metadata
 
 Callers catch the narrowest class they can act on; the CLI turns any
@@ -22,7 +22,7 @@ class LocalKafkaError(ProcessorError):
     """The local development broker could not be provided."""
 
 
-class BrokerJarsUnavailable(LocalKafkaError):
+class BrokerJarsError(LocalKafkaError):
     """The broker's jars could not be resolved (no Maven, or no Maven Central)."""
 
 

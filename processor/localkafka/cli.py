@@ -33,6 +33,8 @@ def main(args: argparse.Namespace) -> int:
 
     with LocalKafka(args.nodes) as cluster:
         print(f"Kafka listening on {cluster.bootstrap_servers}", flush=True)
-        print("Set KAFKA_BOOTSTRAP_SERVERS to that; Ctrl-C stops it and deletes its data.")
+        print(
+            "Set KAFKA_BOOTSTRAP_SERVERS to that; Ctrl-C stops it and deletes its data."
+        )
         stopped.wait()
     return 0

@@ -97,11 +97,11 @@ class LocalKafka:
     def start(self, timeout: float = _START_TIMEOUT_S) -> LocalKafka:
         """Format every node's storage, start them, wait until all answer."""
         self._classpath = jars.classpath()
-        self._root = Path(tempfile.mkdtemp(prefix="cxone-kafka-"))
+        root = self._root = Path(tempfile.mkdtemp(prefix="cxone-kafka-"))
         self._cluster_id = _new_cluster_id()
         ports = _free_ports(2 * self._size)
         self.nodes = [
-            self._plan_node(i + 1, ports[2 * i], ports[2 * i + 1])
+            _plan_node(root, i + 1, ports[2 * i], ports[2 * i + 1])
             for i in range(self._size)
         ]
 
@@ -152,12 +152,6 @@ class LocalKafka:
     ) -> None:
         self.stop()
 
-    def _plan_node(self, node_id: int, port: int, controller_port: int) -> Node:
-        assert self._root is not None
-        folder = self._root / f"node-{node_id}"
-        (folder / "data").mkdir(parents=True)
-        return Node(node_id, port, controller_port, folder)
-
     def _format(self, node: Node) -> None:
         self._write_config(node)
         command = [
@@ -172,10 +166,10 @@ class LocalKafka:
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            tail = "\n".join((done.stdout + done.stderr).splitlines()[-_LOG_TAIL_LINES:])
-            raise BrokerStartError(
-                f"formatting node {node.node_id} failed:\n{tail}"
+            tail = "\n".join(
+                (done.stdout + done.stderr).splitlines()[-_LOG_TAIL_LINES:]
             )
+            raise BrokerStartError(f"formatting node {node.node_id} failed:\n{tail}")
 
     def _launch(self, node: Node) -> None:
         command = [*self._java_command(node), "kafka.Kafka"]
@@ -228,6 +222,12 @@ class LocalKafka:
         (node.folder / "server.properties").write_text("\n".join(lines) + "\n")
 
 
+def _plan_node(root: Path, node_id: int, port: int, controller_port: int) -> Node:
+    folder = root / f"node-{node_id}"
+    (folder / "data").mkdir(parents=True)
+    return Node(node_id, port, controller_port, folder)
+
+
 def _node_settings(node: Node, nodes: list[Node]) -> dict[str, str]:
     voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes)
     replicas = str(min(len(nodes), 3))
@@ -276,33 +276,31 @@ def _answers_metadata(node: Node) -> bool:
     )
     try:
         metadata = admin.list_topics(timeout=1.0)
-    except Exception:  # noqa: BLE001 - any failure here only means "not yet"
+    except Exception:
         return False
     return node.node_id in metadata.brokers
 
 
 def _terminate(node: Node, *, kill: bool) -> None:
-    if not node.running:
+    process = node.process
+    if process is None or process.poll() is not None:
         return
-    assert node.process is not None
-    node.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-    _wait_or_kill(node)
 
-
-def _wait_or_kill(node: Node) -> None:
-    assert node.process is not None
+    process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
     try:
-        node.process.wait(timeout=_STOP_TIMEOUT_S)
+        process.wait(timeout=_STOP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         log.warning("Kafka node %d ignored SIGTERM; killing it", node.node_id)
-        node.process.kill()
-        node.process.wait()
+        process.kill()
+        process.wait()
 
 
 def _exit_message(node: Node) -> str:
-    assert node.process is not None
-    code = node.process.returncode
-    return f"Kafka node {node.node_id} exited with code {code}; its log ends:\n{node.log_tail()}"
+    code = node.process.returncode if node.process is not None else None
+    return (
+        f"Kafka node {node.node_id} exited with code {code}; "
+        f"its log ends:\n{node.log_tail()}"
+    )
 
 
 def _free_ports(count: int) -> list[int]:
@@ -333,5 +331,6 @@ def _find_java() -> str:
 
 
 def _log_config() -> Path:
-    return Path(str(resources.files("processor.localkafka").joinpath("log4j2.properties")))
-
+    return Path(
+        str(resources.files("processor.localkafka").joinpath("log4j2.properties"))
+    )

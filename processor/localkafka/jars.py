@@ -14,7 +14,7 @@ import subprocess
 from importlib import resources
 from pathlib import Path
 
-from processor.errors import BrokerJarsUnavailable
+from processor.errors import BrokerJarsError
 
 # Phrases Maven prints when the repository could not be reached at all, as
 # opposed to an artifact that is missing from it.
@@ -62,7 +62,7 @@ def classpath() -> str:
 def _resolve(pom: Path, output: Path) -> None:
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise BrokerJarsUnavailable(
+        raise BrokerJarsError(
             "Maven (mvn) is not on PATH: install Maven to fetch the Kafka broker"
         )
 
@@ -85,13 +85,13 @@ def _resolve(pom: Path, output: Path) -> None:
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise BrokerJarsUnavailable(
+        raise BrokerJarsError(
             "Maven Central cannot be reached: resolving the Kafka broker's jars "
             f"took longer than {_RESOLVE_TIMEOUT_S:.0f} s"
         ) from exc
 
     if done.returncode != 0 or not partial.exists():
-        raise BrokerJarsUnavailable(_explain_failure(done.stdout + done.stderr))
+        raise BrokerJarsError(_explain_failure(done.stdout + done.stderr))
     partial.replace(output)
 
 
@@ -99,5 +99,8 @@ def _explain_failure(output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if "ERROR" in line]
     first = lines[0] if lines else output.strip()[-300:]
     if any(marker in output for marker in _UNREACHABLE_MARKERS):
-        return f"Maven Central cannot be reached, so the Kafka broker's jars cannot be fetched ({first[:300]})"
+        return (
+            "Maven Central cannot be reached, so the Kafka broker's jars "
+            f"cannot be fetched ({first[:300]})"
+        )
     return f"Maven could not resolve the Kafka broker's jars: {first[:300]}"

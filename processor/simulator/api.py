@@ -132,7 +132,9 @@ class SimulatedApi:
             return Reply(401, {"error": "invalid_client"})
 
         requested = form.get("scope", "").split() or list(behaviour.allowed_scopes)
-        refused = [scope for scope in requested if scope not in behaviour.allowed_scopes]
+        refused = [
+            scope for scope in requested if scope not in behaviour.allowed_scopes
+        ]
         if refused:
             self.counters.token_failures += 1
             return Reply(400, {"error": "invalid_scope", "scope": " ".join(refused)})
@@ -259,7 +261,9 @@ class SimulatedApi:
 
         if granted is None:
             self.counters.unauthorized += 1
-            return Reply(401, {"error": "invalid_token", "message": "missing or unknown token"})
+            return Reply(
+                401, {"error": "invalid_token", "message": "missing or unknown token"}
+            )
         expires_at, scopes = granted
         if self._clock() >= expires_at:
             self.counters.unauthorized += 1
@@ -287,10 +291,15 @@ class SimulatedApi:
             counters.throttled_concurrency += 1
             return self._throttled(1.0, "too many concurrent requests")
 
-        if self._behaviour.error_rate and self._rng.random() < self._behaviour.error_rate:
+        if (
+            self._behaviour.error_rate
+            and self._rng.random() < self._behaviour.error_rate
+        ):
             counters.faults += 1
             status = self._rng.choice((500, 503))
-            return Reply(status, {"error": "internal_error", "message": "injected fault"})
+            return Reply(
+                status, {"error": "internal_error", "message": "injected fault"}
+            )
         return None
 
     def _accept(self, action_id: str, idempotency_key: str | None) -> Reply:
@@ -328,7 +337,9 @@ class SimulatedApi:
     def _in_outage(self, target: str) -> bool:
         elapsed = self.elapsed_s()
         scheduled = (
-            self._behaviour.outages if target == "api" else self._behaviour.token_outages
+            self._behaviour.outages
+            if target == "api"
+            else self._behaviour.token_outages
         )
         if any(window.covers(elapsed) for window in scheduled):
             return True
@@ -409,4 +420,3 @@ def _parse_patch(action_id: str, body: bytes) -> tuple[str | None, dict[str, Any
     if not isinstance(patch.get("config"), dict):
         return "config must be an object", {}
     return None, patch
-

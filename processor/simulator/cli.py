@@ -51,8 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="ID=STATUS",
-        help="add or override an action, e.g. action_x=DRAFT (repeatable); "
-        f"known by default: {', '.join(f'{k}={v}' for k, v in DEFAULT_ACTIONS.items())}",
+        help="add or override an action, e.g. action_x=DRAFT (repeatable); known "
+        f"by default: {', '.join(f'{k}={v}' for k, v in DEFAULT_ACTIONS.items())}",
     )
     actions.add_argument(
         "--any-action",
@@ -120,7 +120,9 @@ def behaviour_from(args: argparse.Namespace) -> Behaviour:
         token_lifetime_s=args.token_lifetime,
         actions=actions,
         other_actions=args.any_action,
-        latency=Latency(args.latency_ms, args.latency_jitter_ms, args.latency_distribution),
+        latency=Latency(
+            args.latency_ms, args.latency_jitter_ms, args.latency_distribution
+        ),
         rate_limit_per_s=args.rate_limit,
         rate_burst=args.rate_burst,
         max_concurrency=args.max_concurrency,

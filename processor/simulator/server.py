@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 _ACTION_ID = r"([A-Za-z0-9][A-Za-z0-9_.-]{0,127})"
 _ACTION_PATH = re.compile(rf"^/api/v2/data-actions/{_ACTION_ID}$")
 _JOBS_PATH = re.compile(rf"^/api/v2/data-actions/{_ACTION_ID}/jobs$")
-_TOKEN_PATH = "/oauth/v2/token"
+_TOKEN_PATH = "/oauth/v2/token"  # noqa: S105 - a path, not a password
 _ADMIN_PREFIX = "/_simulator/"
 
 T = TypeVar("T")
@@ -116,28 +116,45 @@ class Simulator:
             self.api.end_job(action_id)
 
     async def _admin(self, request: web.BaseRequest, name: str) -> web.StreamResponse:
-        api = self.api
+        handlers = {
+            ("GET", "stats"): self._stats,
+            ("GET", "config"): self._config,
+            ("POST", "config"): self._reconfigure,
+            ("POST", "reset"): self._reset,
+            ("POST", "outage"): self._outage,
+        }
+        handler = handlers.get((request.method, name))
+        if handler is None:
+            return _json(404, {"error": "not_found"})
+
         try:
-            match (request.method, name):
-                case ("GET", "stats"):
-                    return _json(200, api.stats())
-                case ("GET", "config"):
-                    return _json(200, api.behaviour.describe())
-                case ("POST", "config"):
-                    changes = await request.json()
-                    api.configure(api.behaviour.changed(changes))
-                    log.info("simulator behaviour changed: %s", sorted(changes))
-                    return _json(200, api.behaviour.describe())
-                case ("POST", "reset"):
-                    api.reset()
-                    return _json(200, api.stats())
-                case ("POST", "outage"):
-                    order = await request.json()
-                    api.start_outage(float(order["duration_s"]), order.get("target", "api"))
-                    return _json(200, {"outage_started": order})
+            return _json(200, await handler(request))
         except (BehaviourError, ValueError, KeyError, TypeError) as exc:
             return _json(400, {"error": "invalid_request", "message": str(exc)})
-        return _json(404, {"error": "not_found"})
+
+    async def _stats(self, _request: web.BaseRequest) -> dict[str, Any]:
+        return self.api.stats()
+
+    async def _config(self, _request: web.BaseRequest) -> dict[str, Any]:
+        return self.api.behaviour.describe()
+
+    async def _reconfigure(self, request: web.BaseRequest) -> dict[str, Any]:
+        changes = await request.json()
+        self.api.configure(self.api.behaviour.changed(changes))
+        log.info("simulator behaviour changed: %s", ", ".join(sorted(changes)))
+        return self.api.behaviour.describe()
+
+    async def _reset(self, _request: web.BaseRequest) -> dict[str, Any]:
+        self.api.reset()
+        return self.api.stats()
+
+    async def _outage(self, request: web.BaseRequest) -> dict[str, Any]:
+        order = await request.json()
+        duration_s = float(order["duration_s"])
+        target = str(order.get("target", "api"))
+        self.api.start_outage(duration_s, target)
+        log.info("simulator outage of %s for %.1f s started", target, duration_s)
+        return {"outage": {"target": target, "duration_s": duration_s}}
 
 
 class SimulatorThread:
