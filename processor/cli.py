@@ -8,8 +8,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from processor import demo
-from processor.errors import ProcessorError
+from processor import demo, run
+from processor.errors import ProcessorError, SettingsError
 from processor.localkafka import cli as broker_cli
 from processor.simulator import cli as simulate_cli
 from processor.simulator.behaviour import BehaviourError
@@ -25,9 +25,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Command = args.command
     try:
         return command(args)
-    except (ProcessorError, BehaviourError) as exc:
+    except SettingsError as exc:
+        print(f"cxone-processor {args.name}: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    except BehaviourError as exc:
         print(f"cxone-processor {args.name}: {exc}", file=sys.stderr)
         return 2
+    except ProcessorError as exc:
+        print(f"cxone-processor {args.name}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -42,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     subcommands: list[
         tuple[str, str, Callable[[argparse.ArgumentParser], None], Command]
     ] = [
+        (
+            "run",
+            "consume job requests and submit them to CXone until stopped",
+            run.add_arguments,
+            run.main,
+        ),
         (
             "simulate",
             "serve the simulated CXone Data Actions API",

@@ -158,8 +158,8 @@ class LocalKafka:
             *self._java_command(node),
             "kafka.tools.StorageTool",
             "format",
-            "--cluster-id",
-            self._cluster_id,
+            # One argument: a random id may start with "-", like an option.
+            f"--cluster-id={self._cluster_id}",
             "--config",
             str(node.folder / "server.properties"),
             "--ignore-formatted",

@@ -8,6 +8,7 @@ injected clock, so it can be tested without sockets or sleeps.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -233,6 +234,12 @@ class SimulatedApi:
         refused = self._refuse_by_limits()
         if refused is not None:
             return refused
+        failing = self._behaviour.failing_actions.get(action_id)
+        if failing is not None:
+            counters.failed_on_purpose += 1
+            return Reply(
+                failing, {"error": "rejected", "message": f"{action_id} fails"}
+            )
         return self._accept(action_id, idempotency_key)
 
     def end_job(self, action_id: str) -> None:
@@ -317,8 +324,14 @@ class SimulatedApi:
             if key is not None:
                 self._jobs[key] = job
 
-        delay = self._behaviour.latency.sample_s(self._rng)
-        return Reply(202, _job_body(job), delay_s=delay)
+        return Reply(202, _job_body(job), delay_s=self._latency_s(action_id))
+
+    def _latency_s(self, action_id: str) -> float:
+        latency = self._behaviour.latency
+        mean = self._behaviour.action_latency_ms.get(action_id)
+        if mean is not None:
+            latency = dataclasses.replace(latency, mean_ms=mean)
+        return latency.sample_s(self._rng)
 
     def _throttled(self, wait_s: float, message: str) -> Reply:
         headers: dict[str, str] = {}

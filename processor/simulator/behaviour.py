@@ -106,6 +106,9 @@ class Behaviour:
     other_actions: str | None = None
 
     latency: Latency = Latency()
+    # Per-action overrides: a mean latency (ms), or a status every job answers.
+    action_latency_ms: Mapping[str, float] = field(default_factory=dict)
+    failing_actions: Mapping[str, int] = field(default_factory=dict)
     rate_limit_per_s: float | None = None
     rate_burst: float | None = None
     max_concurrency: int | None = None
@@ -138,6 +141,11 @@ class Behaviour:
                 f"action id {action_id!r} is not a valid id",
             )
             _check(status in ACTION_STATUSES, f"action status {status!r} is unknown")
+        for action_id, status in self.failing_actions.items():
+            _check(
+                400 <= status <= 599,
+                f"failing_actions {action_id}: {status} is no error",
+            )
         _check(
             self.other_actions is None or self.other_actions in ACTION_STATUSES,
             f"other_actions {self.other_actions!r} is not an action status",
@@ -168,6 +176,8 @@ class Behaviour:
         described = dataclasses.asdict(self)
         described["client_secret"] = "***"  # noqa: S105 - the mask itself
         described["actions"] = dict(self.actions)
+        described["action_latency_ms"] = dict(self.action_latency_ms)
+        described["failing_actions"] = dict(self.failing_actions)
         return described
 
 

@@ -30,6 +30,8 @@ class Counters:
     forbidden: int = 0
     unknown_actions: int = 0
     unpublished: int = 0
+    # Submissions answered with a configured error status (failing_actions).
+    failed_on_purpose: int = 0
     bad_requests: int = 0
     # Requests to any method and path outside the documented API.
     unknown_paths: int = 0

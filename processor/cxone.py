@@ -1,0 +1,181 @@
+"""The CXone Data Actions API as the processor uses it: read an action, submit a job.
+
+Answers are sorted into the project's error types here, so the layers above
+decide by type alone: ``ThrottledError`` (429), ``UnauthorizedError`` (401),
+``RetryableApiError`` (5xx, timeouts, connection failures) and
+``RejectedError`` (every other 4xx, with the body cut to a readable length).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from processor.auth import TokenSource
+from processor.errors import (
+    RejectedError,
+    RetryableApiError,
+    ThrottledError,
+    UnauthorizedError,
+)
+from processor.jobs import JobRequest
+
+MAX_ERROR_BODY_CHARS = 2000
+DEFAULT_RETRY_AFTER_S = 1.0
+MAX_RETRY_AFTER_S = 120.0
+
+_MAX_CACHED_ACTIONS = 1024
+_JSON = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    action_id: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedJob:
+    job_id: str
+    status: str
+    http_status: int
+    created: str | None
+
+
+class CxoneApi:
+    """Calls the Data Actions endpoints with a bearer token from ``tokens``."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, tokens: TokenSource, base_url: str
+    ) -> None:
+        self._client = client
+        self._tokens = tokens
+        self._base = base_url
+        self._urls: dict[str, tuple[httpx.URL, httpx.URL]] = {}
+
+    async def read_action(self, action_id: str) -> Action:
+        """``GET /api/v2/data-actions/{id}``."""
+        action_url, _ = self._urls_for(action_id)
+        answer = await self._send("GET", action_url, None, {})
+        payload = _json_body(answer)
+        status = payload.get("status")
+        if not isinstance(status, str):
+            raise RetryableApiError("action answer has no status", answer.status_code)
+        return Action(action_id, status)
+
+    async def submit_job(self, request: JobRequest) -> SubmittedJob:
+        """``POST /api/v2/data-actions/{id}/jobs``, keyed by the request id."""
+        _, jobs_url = self._urls_for(request.action_id)
+        headers = {"Idempotency-Key": request.request_id}
+        answer = await self._send("POST", jobs_url, request.body(), headers)
+        payload = _json_body(answer)
+        job_id = payload.get("id")
+        if not isinstance(job_id, str) or not job_id:
+            # The job may exist; the same Idempotency-Key finds it next time.
+            raise RetryableApiError("job answer has no id", answer.status_code)
+        return SubmittedJob(
+            job_id,
+            str(payload.get("status", "")),
+            answer.status_code,
+            _text_or_none(payload.get("createdTimestamp")),
+        )
+
+    async def _send(
+        self, method: str, url: httpx.URL, body: bytes | None, headers: dict[str, str]
+    ) -> httpx.Response:
+        token = await self._tokens.token()
+        all_headers = {**_JSON, **headers, "Authorization": f"Bearer {token}"}
+        try:
+            answer = await self._client.request(
+                method, url, content=body, headers=all_headers
+            )
+        except httpx.TimeoutException as exc:
+            raise RetryableApiError(
+                f"{method} timed out ({type(exc).__name__})"
+            ) from None
+        except httpx.TransportError as exc:
+            raise RetryableApiError(
+                f"{method} failed: {type(exc).__name__}: {exc}"
+            ) from None
+
+        if answer.status_code == 401:
+            self._tokens.invalidate(token)
+        _raise_for(answer)
+        return answer
+
+    def _urls_for(self, action_id: str) -> tuple[httpx.URL, httpx.URL]:
+        urls = self._urls.get(action_id)
+        if urls is None:
+            if len(self._urls) >= _MAX_CACHED_ACTIONS:
+                self._urls.clear()
+            # The id was checked against the contract's pattern already; quoting
+            # keeps even a slipped-through one inside its path segment.
+            action = f"{self._base}/api/v2/data-actions/{quote(action_id, safe='')}"
+            urls = self._urls[action_id] = (
+                httpx.URL(action),
+                httpx.URL(f"{action}/jobs"),
+            )
+        return urls
+
+
+def _raise_for(answer: httpx.Response) -> None:
+    status = answer.status_code
+    if status < 400:
+        return
+    body = answer.text[:MAX_ERROR_BODY_CHARS]
+    if status == 429:
+        wait = retry_after_seconds(answer.headers.get("Retry-After"))
+        raise ThrottledError(f"429 throttled, retry after {wait:.1f} s", wait, body)
+    if status == 401:
+        raise UnauthorizedError("401 unauthorized", status, body)
+    if status >= 500:
+        raise RetryableApiError(
+            f"{status} {answer.reason_phrase}".strip(), status, body
+        )
+    raise RejectedError(f"{status} {answer.reason_phrase}".strip(), status, body)
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float:
+    """``Retry-After`` as seconds: a number or an HTTP date, within sane bounds."""
+    if value is None or not value.strip():
+        return DEFAULT_RETRY_AFTER_S
+    value = value.strip()
+
+    seconds: float | None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = _seconds_until(value, time.time() if now is None else now)
+    if seconds is None or not math.isfinite(seconds):
+        return DEFAULT_RETRY_AFTER_S
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+
+
+def _seconds_until(http_date: str, now: float) -> float | None:
+    try:
+        moment = email.utils.parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
+        return None
+    return moment.timestamp() - now
+
+
+def _json_body(answer: httpx.Response) -> dict[str, Any]:
+    try:
+        payload = answer.json()
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise RetryableApiError(
+            f"{answer.status_code} answer is not a JSON object", answer.status_code
+        )
+    return payload
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,224 @@
+"""The three output topics: results, dead letters and audit events.
+
+Records are Avro in the configured framing, produced by one idempotent
+producer (``acks=all``). The caller learns of each result's or dead letter's
+acknowledgement through ``on_ack``; that is what lets its source offset be
+committed. A delivery the broker refuses for good is fatal: ``on_fatal`` is
+told, and the record's offset is never acknowledged, so no commit passes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from processor import schemas
+from processor.audit import AuditType
+from processor.errors import OutputError
+from processor.jobs import JobRequest
+from processor.outcomes import Failed, Submitted
+from processor.records import Record
+from processor.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Ack = Callable[[], None]
+OutputHeaders = list[tuple[str, str | bytes | None]]
+
+# When librdkafka's local queue is full, wait for deliveries this long at a
+# time, at most this many times, before calling the producer stuck.
+_QUEUE_FULL_WAIT_S = 0.05
+_QUEUE_FULL_TRIES = 200
+
+
+@dataclass(frozen=True)
+class Codecs:
+    result: schemas.Codec
+    dead_letter: schemas.Codec
+    audit: schemas.Codec
+
+
+def codecs_for(settings: Settings) -> Codecs:
+    """Single-object codecs, or registry ones registered under ``<topic>-value``."""
+    result = schemas.load("job_result")
+    dead_letter = schemas.load("dead_letter")
+    audit = schemas.load("audit_event")
+    if settings.schema_registry_url is None:
+        return Codecs(
+            schemas.SingleObjectCodec(result),
+            schemas.SingleObjectCodec(dead_letter),
+            schemas.SingleObjectCodec(audit),
+        )
+
+    registry = schemas.registry_client(settings.schema_registry_url)
+    return Codecs(
+        schemas.register(registry, settings.results_topic, result),
+        schemas.register(registry, settings.deadletter_topic, dead_letter),
+        schemas.register(registry, settings.audit_topic, audit),
+    )
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    config = settings.kafka_config(
+        **{
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "client.id": f"{settings.instance_id}-producer",
+            "logger": logging.getLogger("processor.kafka.producer"),
+        }
+    )
+    # The processor's own consumer default; librdkafka warns if a producer gets it.
+    config.pop("auto.offset.reset", None)
+    return config
+
+
+class Outputs:
+    """Produces results, dead letters and audit events."""
+
+    def __init__(
+        self,
+        producer: Producer,
+        settings: Settings,
+        codecs: Codecs,
+        on_fatal: Callable[[OutputError], None],
+    ) -> None:
+        self._producer = producer
+        self._settings = settings
+        self._codecs = codecs
+        self._on_fatal = on_fatal
+
+    def result(
+        self,
+        record: Record,
+        request: JobRequest,
+        submitted: Submitted,
+        headers: OutputHeaders,
+        on_ack: Ack,
+    ) -> None:
+        job = submitted.job
+        value = self._codecs.result.encode(
+            {
+                "request_id": request.request_id,
+                "action_id": request.action_id,
+                "job_id": job.job_id,
+                "job_status": job.status,
+                "http_status": job.http_status,
+                "attempts": submitted.attempts,
+                "latency_ms": submitted.latency_ms,
+                "source_topic": record.topic,
+                "source_partition": record.partition,
+                "source_offset": record.offset,
+                "completed_at": _now_ms(),
+                "job_created_at": job.created,
+                "instance_id": self._settings.instance_id,
+            }
+        )
+        key = request.request_id.encode()
+        self._produce(self._settings.results_topic, key, value, headers, on_ack)
+
+    def dead_letter(
+        self,
+        record: Record,
+        failed: Failed,
+        request: JobRequest | None,
+        headers: OutputHeaders,
+        on_ack: Ack,
+    ) -> None:
+        value = self._codecs.dead_letter.encode(
+            {
+                "reason": failed.reason.value,
+                "error": failed.error,
+                "http_status": failed.http_status,
+                "attempts": failed.attempts,
+                "request_id": request.request_id if request else None,
+                "action_id": request.action_id if request else None,
+                "original_key": record.key,
+                "original_value": record.value,
+                "original_headers": [{"key": k, "value": v} for k, v in record.headers],
+                "source_topic": record.topic,
+                "source_partition": record.partition,
+                "source_offset": record.offset,
+                "failed_at": _now_ms(),
+                "instance_id": self._settings.instance_id,
+            }
+        )
+        key = request.request_id.encode() if request else None
+        self._produce(self._settings.deadletter_topic, key, value, headers, on_ack)
+
+    def audit(
+        self,
+        event: AuditType,
+        *,
+        request_id: str | None = None,
+        action_id: str | None = None,
+        details: Mapping[str, object] | None = None,
+        headers: OutputHeaders | None = None,
+    ) -> None:
+        value = self._codecs.audit.encode(
+            {
+                "event_type": event.value,
+                "time": _now_ms(),
+                "instance_id": self._settings.instance_id,
+                "request_id": request_id,
+                "action_id": action_id,
+                "details": {k: str(v) for k, v in (details or {}).items()},
+            }
+        )
+        key = (request_id or self._settings.instance_id).encode()
+        self._produce(self._settings.audit_topic, key, value, headers or [], None)
+
+    def poll(self) -> None:
+        """Serve delivery reports; call it often from the event loop's thread."""
+        self._producer.poll(0)
+
+    def in_queue(self) -> int:
+        return len(self._producer)
+
+    def flush(self, timeout_s: float) -> int:
+        """Wait for every delivery; returns how many are still outstanding."""
+        remaining: int = self._producer.flush(timeout_s)
+        return remaining
+
+    def _produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: OutputHeaders,
+        on_ack: Ack | None,
+    ) -> None:
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            if error is not None:
+                self._refused(topic, error)
+            elif on_ack is not None:
+                on_ack()
+
+        for _ in range(_QUEUE_FULL_TRIES):
+            try:
+                self._producer.produce(
+                    topic, value, key, headers=headers, on_delivery=delivered
+                )
+                return
+            except BufferError:
+                self._producer.poll(_QUEUE_FULL_WAIT_S)
+            except KafkaException as exc:
+                self._refused(topic, exc.args[0])
+                return
+        self._refused(topic, "the producer's local queue stayed full")
+
+    def _refused(self, topic: str, error: object) -> None:
+        failure = OutputError(
+            f"the broker refused a record for {topic} for good: {error}"
+        )
+        log.error("%s", failure)
+        self._on_fatal(failure)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,501 @@
+"""The stream processor: records in, one result or dead letter out per record.
+
+Records arrive from the consumer thread in batches into a bounded buffer and
+start as jobs while fewer than ``PROCESSOR_MAX_IN_FLIGHT`` run. A job's
+output is produced when it ends; once the broker acknowledges it, the
+record's offset may be committed. Commits go out periodically, on revocation
+and at shutdown, and never pass a record whose output is not acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+from confluent_kafka import KafkaException, Producer
+
+from processor import jobs, schemas, telemetry
+from processor.actions import ActionCache
+from processor.audit import AuditType
+from processor.auth import TokenSource
+from processor.consumer import ConsumerThread
+from processor.cxone import CxoneApi
+from processor.errors import InvalidRequest, ProcessorError, RetryableApiError
+from processor.jobs import JobRequest
+from processor.offsets import OffsetTracker, TopicPartition
+from processor.outcomes import Failed, Reason, Submitted
+from processor.outputs import Ack, OutputHeaders, Outputs, codecs_for, producer_config
+from processor.records import Record
+from processor.settings import Settings
+from processor.submitter import RetryPolicy, Submitter
+from processor.throttle import Throttle
+from processor.transport import AiohttpTransport
+
+log = logging.getLogger(__name__)
+
+_PRODUCER_POLL_S = 0.005
+_METADATA_TIMEOUT_S = 15.0
+_FINAL_FLUSH_S = 15.0
+
+
+class Pipeline:
+    """One processor instance: consumes, submits, produces, commits."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._buffer: deque[Record] = deque()
+        self._buffered_bytes = 0
+        self._full = False
+        self._in_flight = 0
+        self._accepting = True
+        self._tasks: dict[TopicPartition, set[asyncio.Task[None]]] = defaultdict(set)
+        self._unacked: dict[TopicPartition, int] = defaultdict(int)
+        self._tracker = OffsetTracker()
+        self._finished_in_window = 0
+        self._stop = asyncio.Event()
+        self._fatal: ProcessorError | None = None
+        self.counts: dict[str, int] = defaultdict(int)
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; raises the error that stopped it, if any."""
+        self._stop = stop
+        telemetry.setup_tracing()
+        self._reader = schemas.Reader(_registry(self.settings))
+        codecs = codecs_for(self.settings)
+        producer = Producer(producer_config(self.settings))
+        _check_topics(producer, self.settings)
+        self._outputs = Outputs(producer, self.settings, codecs, self._fail)
+
+        async with self._http_client() as client:
+            await self._connect(client)
+            self._consumer = ConsumerThread(
+                self.settings, self, asyncio.get_running_loop()
+            )
+            await self._serve()
+
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def _connect(self, client: httpx.AsyncClient) -> None:
+        settings = self.settings
+        self._tokens = TokenSource(client, settings)
+        try:
+            await self._tokens.token()
+        except RetryableApiError as exc:
+            log.warning("CXone token endpoint not ready (%s); jobs will retry", exc)
+
+        api = CxoneApi(client, self._tokens, settings.cxone_base_url)
+        self._throttle = Throttle()
+        self._throttle.on_hold.append(self._throttled)
+        self._throttle.on_resume.append(self._resumed)
+        policy = RetryPolicy(
+            settings.max_attempts, settings.backoff_initial_s, settings.backoff_max_s
+        )
+        actions = ActionCache(api, settings.action_cache_ttl_s)
+        self._submitter = Submitter(
+            api, actions, self._throttle, policy, on_retry=self._retried
+        )
+
+    async def _serve(self) -> None:
+        settings = self.settings
+        self._outputs.audit(
+            AuditType.PROCESSOR_STARTED, details=_started_details(settings)
+        )
+        log.info(
+            "processor %s consuming %s as group %s, at most %d jobs in flight",
+            settings.instance_id,
+            settings.requests_topic,
+            settings.group_id,
+            settings.max_in_flight,
+        )
+        self._consumer.start()
+        helpers = [
+            asyncio.create_task(self._pump_producer(), name="producer-poll"),
+            asyncio.create_task(self._commit_periodically(), name="committer"),
+            asyncio.create_task(self._report_drain_rate(), name="drain-rate"),
+        ]
+        try:
+            await self._until_stopped()
+            await self._shut_down()
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def _until_stopped(self) -> None:
+        stop_wait: asyncio.Future[Any] = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait(
+            [stop_wait, self._consumer.closed], return_when=asyncio.FIRST_COMPLETED
+        )
+        stop_wait.cancel()
+        if self._consumer.error is not None:
+            self._fail(
+                ProcessorError(f"the Kafka consumer failed: {self._consumer.error}")
+            )
+
+    async def _shut_down(self) -> None:
+        reason = str(self._fatal) if self._fatal else "stop requested"
+        log.info(
+            "stopping (%s): %d jobs in flight, %d buffered",
+            reason,
+            self._in_flight,
+            len(self._buffer),
+        )
+        self._accepting = False
+        self._consumer.stop_fetching()
+        self._drop_buffered(None)
+
+        deadline = time.monotonic() + self.settings.grace_period_s
+        await self._finish_jobs(self._all_tasks(), deadline)
+        await self._await_acks(None, deadline)
+        self._outputs.audit(
+            AuditType.PROCESSOR_STOPPED, details={"reason": reason, **self.counts}
+        )
+        self._outputs.flush(_FINAL_FLUSH_S)
+
+        self._consumer.close(self._tracker.to_commit())
+        await self._consumer.closed
+        log.info(
+            "stopped: %s", ", ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
+        )
+
+    def _fail(self, error: ProcessorError) -> None:
+        if self._fatal is None:
+            self._fatal = error
+        self._stop.set()
+
+    # -- the consumer thread's side (called on the loop) ------------------------
+
+    def deliver(self, records: list[Record]) -> None:
+        if not self._accepting:
+            return
+        for record in records:
+            self._tracker.track(record.topic_partition, record.offset)
+            self._buffer.append(record)
+            self._buffered_bytes += record.size
+        self._update_full()
+        self._dispatch()
+
+    def wants_records(self) -> bool:
+        # Read from the consumer thread: one attribute, no lock needed.
+        return not self._full
+
+    async def assigned(self, partitions: list[TopicPartition]) -> None:
+        for partition in partitions:
+            self._tracker.assign(partition)
+        log.info("assigned %s", _names(partitions))
+        self._outputs.audit(
+            AuditType.PARTITIONS_ASSIGNED, details={"partitions": _names(partitions)}
+        )
+
+    async def revoked(
+        self, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """Finish the partitions' jobs (within the grace period); say what to commit."""
+        self._drop_buffered(set(partitions))
+        deadline = time.monotonic() + self.settings.grace_period_s
+        tasks = [task for p in partitions for task in self._tasks.get(p, ())]
+        await self._finish_jobs(tasks, deadline)
+        await self._await_acks(partitions, deadline)
+
+        positions = self._tracker.to_commit(partitions)
+        self._forget(partitions)
+        log.info("revoked %s", _names(partitions))
+        self._outputs.audit(
+            AuditType.PARTITIONS_REVOKED, details={"partitions": _names(partitions)}
+        )
+        return positions
+
+    async def lost(self, partitions: list[TopicPartition]) -> None:
+        # Lost partitions are someone else's already: nothing may be committed.
+        self._drop_buffered(set(partitions))
+        self._forget(partitions)
+        log.warning("lost %s; their jobs in flight may run twice", _names(partitions))
+        self._outputs.audit(
+            AuditType.PARTITIONS_REVOKED,
+            details={"partitions": _names(partitions), "lost": "true"},
+        )
+
+    def commit_failed(self, positions: dict[TopicPartition, int]) -> None:
+        self._tracker.uncommitted(positions)
+
+    # -- jobs -------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        limit = self.settings.max_in_flight
+        while self._buffer and self._in_flight < limit and self._accepting:
+            record = self._buffer.popleft()
+            self._buffered_bytes -= record.size
+            self._start(record)
+        self._update_full()
+
+    def _start(self, record: Record) -> None:
+        partition = record.topic_partition
+        self._in_flight += 1
+        self._unacked[partition] += 1
+        task = asyncio.create_task(self._process(record))
+        self._tasks[partition].add(task)
+        task.add_done_callback(lambda done: self._ended(partition, done))
+
+    def _ended(self, partition: TopicPartition, task: asyncio.Task[None]) -> None:
+        self._in_flight -= 1
+        tasks = self._tasks.get(partition)
+        if tasks is not None:
+            tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            log.error("a job failed unexpectedly", exc_info=error)
+            self._fail(ProcessorError(f"a job failed unexpectedly: {error!r}"))
+        self._dispatch()
+
+    async def _process(self, record: Record) -> None:
+        with telemetry.job_span(record, self.settings.group_id) as span:
+            headers = telemetry.traceparent(span)
+            acked = self._acknowledger(record)
+            try:
+                request = jobs.parse(
+                    record.value, self._reader, self.settings.max_request_bytes
+                )
+            except InvalidRequest as exc:
+                failed = Failed(Reason.INVALID_REQUEST, str(exc), None, 0)
+                self._dead_letter(record, failed, None, headers, acked)
+                return
+
+            self._outputs.audit(
+                AuditType.JOB_STARTED,
+                request_id=request.request_id,
+                action_id=request.action_id,
+                headers=headers,
+            )
+            outcome = await self._submitter.submit(request)
+            if isinstance(outcome, Submitted):
+                self._completed(record, request, outcome, headers, acked)
+            else:
+                self._dead_letter(record, outcome, request, headers, acked)
+
+    def _completed(
+        self,
+        record: Record,
+        request: JobRequest,
+        submitted: Submitted,
+        headers: OutputHeaders,
+        acked: Ack,
+    ) -> None:
+        self._outputs.result(record, request, submitted, headers, acked)
+        self._outputs.audit(
+            AuditType.JOB_COMPLETED,
+            request_id=request.request_id,
+            action_id=request.action_id,
+            details={
+                "job_id": submitted.job.job_id,
+                "attempts": submitted.attempts,
+                "latency_ms": round(submitted.latency_ms, 1),
+            },
+            headers=headers,
+        )
+        self.counts["results"] += 1
+        self._finished_in_window += 1
+
+    def _dead_letter(
+        self,
+        record: Record,
+        failed: Failed,
+        request: JobRequest | None,
+        headers: OutputHeaders,
+        acked: Ack,
+    ) -> None:
+        self._outputs.dead_letter(record, failed, request, headers, acked)
+        self._outputs.audit(
+            AuditType.JOB_DEAD_LETTERED,
+            request_id=request.request_id if request else None,
+            action_id=request.action_id if request else None,
+            details={
+                "reason": failed.reason.value,
+                "error": failed.error,
+                "partition": record.partition,
+                "offset": record.offset,
+            },
+            headers=headers,
+        )
+        self.counts[f"dead_letters_{failed.reason.value.lower()}"] += 1
+        self._finished_in_window += 1
+
+    def _acknowledger(self, record: Record) -> Ack:
+        partition, offset = record.topic_partition, record.offset
+
+        def acked() -> None:
+            self._tracker.done(partition, offset)
+            if partition in self._unacked:
+                self._unacked[partition] -= 1
+
+        return acked
+
+    def _retried(
+        self, request: JobRequest, attempt: int, wait_s: float, error: BaseException
+    ) -> None:
+        self.counts["retries"] += 1
+        self._outputs.audit(
+            AuditType.JOB_RETRIED,
+            request_id=request.request_id,
+            action_id=request.action_id,
+            details={
+                "attempt": attempt,
+                "wait_s": round(wait_s, 3),
+                "error": str(error),
+            },
+        )
+
+    def _throttled(self, wait_s: float) -> None:
+        self.counts["throttled"] += 1
+        log.info(
+            "CXone throttled the processor; holding submissions for %.1f s", wait_s
+        )
+        self._outputs.audit(AuditType.THROTTLED, details={"wait_s": round(wait_s, 3)})
+
+    def _resumed(self, held_s: float) -> None:
+        log.info("resuming submissions after %.1f s", held_s)
+        self._outputs.audit(AuditType.RESUMED, details={"held_s": round(held_s, 3)})
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _update_full(self) -> None:
+        count, size = len(self._buffer), self._buffered_bytes
+        max_count, max_bytes = (
+            self.settings.buffer_max_records,
+            self.settings.buffer_max_bytes,
+        )
+        if count >= max_count or size >= max_bytes:
+            self._full = True
+        elif count <= max_count // 2 and size <= max_bytes // 2:
+            self._full = False
+
+    def _drop_buffered(self, partitions: set[TopicPartition] | None) -> None:
+        """Drop buffered records of ``partitions`` (of all, with ``None``).
+
+        Dropped records were never done, so no commit passes them: they are
+        consumed again by whoever owns the partition next.
+        """
+        if partitions is None:
+            kept: deque[Record] = deque()
+        else:
+            kept = deque(r for r in self._buffer if r.topic_partition not in partitions)
+        self._buffer = kept
+        self._buffered_bytes = sum(r.size for r in kept)
+        self._update_full()
+
+    def _forget(self, partitions: Iterable[TopicPartition]) -> None:
+        for partition in partitions:
+            self._tracker.forget(partition)
+            self._tasks.pop(partition, None)
+            self._unacked.pop(partition, None)
+
+    def _all_tasks(self) -> list[asyncio.Task[None]]:
+        return [task for tasks in self._tasks.values() for task in tasks]
+
+    async def _finish_jobs(
+        self, tasks: list[asyncio.Task[None]], deadline: float
+    ) -> None:
+        if not tasks:
+            return
+        _, late = await asyncio.wait(
+            tasks, timeout=max(0.0, deadline - time.monotonic())
+        )
+        for task in late:
+            task.cancel()
+        if late:
+            log.warning(
+                "%d jobs did not finish in the grace period; they will run again",
+                len(late),
+            )
+            await asyncio.wait(late)
+
+    async def _await_acks(
+        self, partitions: list[TopicPartition] | None, deadline: float
+    ) -> None:
+        chosen = list(self._unacked) if partitions is None else partitions
+        while (
+            any(self._unacked.get(p, 0) > 0 for p in chosen)
+            and time.monotonic() < deadline
+        ):
+            self._outputs.poll()
+            await asyncio.sleep(_PRODUCER_POLL_S)
+
+    async def _pump_producer(self) -> None:
+        while True:
+            self._outputs.poll()
+            await asyncio.sleep(_PRODUCER_POLL_S)
+
+    async def _commit_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.commit_interval_s)
+            positions = self._tracker.to_commit()
+            if positions:
+                self._tracker.committed(positions)
+                self._consumer.commit(positions)
+
+    async def _report_drain_rate(self) -> None:
+        window = self.settings.drain_rate_window_s
+        while True:
+            await asyncio.sleep(window)
+            per_minute = self._finished_in_window * 60.0 / window
+            self._finished_in_window = 0
+            self._outputs.audit(
+                AuditType.DRAIN_RATE,
+                details={"jobs_per_minute": round(per_minute, 1), "window_s": window},
+            )
+
+    def _http_client(self) -> httpx.AsyncClient:
+        settings = self.settings
+        verify: ssl.SSLContext | bool = True
+        if settings.cxone_ca_bundle:
+            verify = ssl.create_default_context(cafile=settings.cxone_ca_bundle)
+        transport = AiohttpTransport(
+            max_connections=settings.max_in_flight + 2, verify=verify
+        )
+        return httpx.AsyncClient(
+            transport=transport, timeout=settings.request_timeout_s
+        )
+
+
+def _registry(settings: Settings) -> schemas.Registry | None:
+    if settings.schema_registry_url is None:
+        return None
+    return schemas.registry_client(settings.schema_registry_url)
+
+
+def _check_topics(producer: Producer, settings: Settings) -> None:
+    """Fail at start, in one line, when Kafka or an output topic is missing."""
+    wanted = [settings.results_topic, settings.deadletter_topic, settings.audit_topic]
+    try:
+        for topic in wanted:
+            metadata = producer.list_topics(topic, timeout=_METADATA_TIMEOUT_S)
+            error = metadata.topics[topic].error
+            if error is not None:
+                raise ProcessorError(
+                    f"output topic {topic} is not usable: {error.str()}"
+                )
+    except KafkaException as exc:
+        raise ProcessorError(
+            f"cannot reach Kafka at {settings.bootstrap_servers}: {exc.args[0].str()}"
+        ) from None
+
+
+def _started_details(settings: Settings) -> dict[str, object]:
+    return {
+        "requests_topic": settings.requests_topic,
+        "group_id": settings.group_id,
+        "max_in_flight": settings.max_in_flight,
+        "max_attempts": settings.max_attempts,
+    }
+
+
+def _names(partitions: Iterable[TopicPartition]) -> str:
+    return ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(partitions))

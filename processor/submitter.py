@@ -1,0 +1,173 @@
+"""Submitting one job: action check, retries with backoff, 429s and 401s.
+
+Attempts are spent only on faults worth retrying (``RetryableApiError``),
+with exponential backoff and full jitter from tenacity. A 429 waits out its
+``Retry-After`` on the shared throttle and a 401 fetches a new token; neither
+spends an attempt, and neither dead-letters a job by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from processor.actions import PUBLISHED, ActionCache
+from processor.cxone import CxoneApi
+from processor.errors import (
+    RejectedError,
+    RetryableApiError,
+    ThrottledError,
+    UnauthorizedError,
+)
+from processor.jobs import JobRequest
+from processor.outcomes import Failed, Outcome, Reason, Submitted
+from processor.throttle import Throttle
+
+# A fresh token answered 401 this many times in a row is not an expiry.
+_MAX_UNAUTHORIZED_IN_A_ROW = 3
+
+Sleep = Callable[[float], Awaitable[None]]
+RetryListener = Callable[[JobRequest, int, float, BaseException], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Attempts and backoff for faults worth retrying."""
+
+    max_attempts: int
+    initial_s: float
+    max_s: float
+
+    def retrying(
+        self, sleep: Sleep, before_sleep: Callable[[RetryCallState], None]
+    ) -> AsyncRetrying:
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts),
+            # Full jitter: uniform between 0 and the exponential bound.
+            wait=wait_random_exponential(multiplier=self.initial_s, max=self.max_s),
+            retry=retry_if_exception_type(RetryableApiError),
+            sleep=sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+
+class Submitter:
+    """Turns a valid job request into an outcome."""
+
+    def __init__(
+        self,
+        api: CxoneApi,
+        actions: ActionCache,
+        throttle: Throttle,
+        policy: RetryPolicy,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        on_retry: RetryListener | None = None,
+    ) -> None:
+        self._api = api
+        self._actions = actions
+        self._throttle = throttle
+        self._policy = policy
+        self._sleep = sleep
+        self._on_retry = on_retry
+
+    async def submit(self, request: JobRequest) -> Outcome:
+        started = time.perf_counter()
+        attempts = 0
+
+        def before_sleep(state: RetryCallState) -> None:
+            if self._on_retry is not None and state.outcome is not None:
+                wait = state.next_action.sleep if state.next_action else 0.0
+                error = state.outcome.exception()
+                if error is not None:
+                    self._on_retry(request, state.attempt_number, wait, error)
+
+        try:
+            async for attempt in self._policy.retrying(self._sleep, before_sleep):
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    outcome = await self._attempt(request, attempts, started)
+            return outcome
+        except RetryableApiError as exc:
+            return Failed(
+                Reason.RETRIES_EXHAUSTED,
+                f"gave up after {attempts} attempts; last: {_describe(exc)}",
+                exc.status,
+                attempts,
+            )
+        except RejectedError as exc:
+            reason = Reason.UNKNOWN_ACTION if exc.status == 404 else Reason.REJECTED
+            return Failed(reason, _describe(exc), exc.status, attempts)
+
+    async def _attempt(
+        self, request: JobRequest, attempts: int, started: float
+    ) -> Outcome:
+        unauthorized = 0
+        while True:
+            await self._throttle.wait()
+            refused = await self._check_action(request, attempts)
+            if refused is not None:
+                return refused
+
+            try:
+                job = await self._api.submit_job(request)
+            except ThrottledError as exc:
+                self._throttle.hold(exc.retry_after_s)
+                continue
+            except UnauthorizedError as exc:
+                unauthorized += 1
+                if unauthorized >= _MAX_UNAUTHORIZED_IN_A_ROW:
+                    raise _persistent_401(exc, unauthorized) from None
+                continue
+
+            latency_ms = (time.perf_counter() - started) * 1000
+            return Submitted(job, attempts, latency_ms)
+
+    async def _check_action(self, request: JobRequest, attempts: int) -> Failed | None:
+        unauthorized = 0
+        while True:
+            try:
+                action = await self._actions.status(request.action_id)
+                break
+            except ThrottledError as exc:
+                self._throttle.hold(exc.retry_after_s)
+                await self._throttle.wait()
+            except UnauthorizedError as exc:
+                unauthorized += 1
+                if unauthorized >= _MAX_UNAUTHORIZED_IN_A_ROW:
+                    raise _persistent_401(exc, unauthorized) from None
+
+        if not action.known:
+            return Failed(
+                Reason.UNKNOWN_ACTION,
+                f"action {request.action_id} does not exist (404)",
+                404,
+                attempts,
+            )
+        if action.status != PUBLISHED:
+            return Failed(
+                Reason.ACTION_NOT_PUBLISHED,
+                f"action {request.action_id} is {action.status}, not {PUBLISHED}",
+                None,
+                attempts,
+            )
+        return None
+
+
+def _persistent_401(exc: UnauthorizedError, times: int) -> RejectedError:
+    return RejectedError(f"401 even with a fresh token, {times} times", 401, exc.body)
+
+
+def _describe(exc: RetryableApiError | RejectedError) -> str:
+    return f"{exc}: {exc.body}" if exc.body else str(exc)
