@@ -67,7 +67,7 @@ def read(
     timeout: float = 60.0,
     settle: float = 1.0,
 ) -> list[Message]:
-    """Every record of ``topic``: waits for ``expected``, then ``settle`` s more for extras."""
+    """Every record of `topic`: waits for `expected`, then `settle` s for extras."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,

@@ -202,44 +202,16 @@ class SimulatedApi:
         The request counts as in flight from here until ``end_job``, which
         the server calls once the reply (after its delay) has been sent.
         """
-        counters = self.counters
-        counters.submissions += 1
-        counters.enter(action_id)
+        self.counters.submissions += 1
+        self.counters.enter(action_id)
 
-        denied = self._authorize(authorization, "data-actions:execute")
-        if denied is not None:
-            return denied
-        action = self._action(action_id)
-        if action is None:
-            return self._unknown_action(action_id)
-        if action.status != "PUBLISHED":
-            counters.unpublished += 1
-            return Reply(
-                409,
-                {
-                    "error": "action_not_published",
-                    "message": f"action {action_id} is {action.status}",
-                },
-            )
-        if not _valid_job_body(body):
-            counters.bad_requests += 1
-            return Reply(
-                400,
-                {
-                    "error": "invalid_request",
-                    "message": 'body must be {"input": {...}, "options": {...}}',
-                },
-            )
-
-        refused = self._refuse_by_limits()
+        refused = self._refuse_request(authorization, action_id, body)
+        if refused is None:
+            refused = self._refuse_by_limits()
+        if refused is None:
+            refused = self._fail_on_purpose(action_id)
         if refused is not None:
             return refused
-        failing = self._behaviour.failing_actions.get(action_id)
-        if failing is not None:
-            counters.failed_on_purpose += 1
-            return Reply(
-                failing, {"error": "rejected", "message": f"{action_id} fails"}
-            )
         return self._accept(action_id, idempotency_key)
 
     def end_job(self, action_id: str) -> None:
@@ -280,6 +252,34 @@ class SimulatedApi:
             self.counters.forbidden += 1
             return Reply(403, {"error": "insufficient_scope", "scope": scope})
         return None
+
+    def _refuse_request(
+        self, authorization: str | None, action_id: str, body: bytes
+    ) -> Reply | None:
+        denied = self._authorize(authorization, "data-actions:execute")
+        if denied is not None:
+            return denied
+
+        action = self._action(action_id)
+        if action is None:
+            return self._unknown_action(action_id)
+        if action.status != "PUBLISHED":
+            self.counters.unpublished += 1
+            message = f"action {action_id} is {action.status}"
+            return Reply(409, {"error": "action_not_published", "message": message})
+
+        if not _valid_job_body(body):
+            self.counters.bad_requests += 1
+            message = 'body must be {"input": {...}, "options": {...}}'
+            return Reply(400, {"error": "invalid_request", "message": message})
+        return None
+
+    def _fail_on_purpose(self, action_id: str) -> Reply | None:
+        status = self._behaviour.failing_actions.get(action_id)
+        if status is None:
+            return None
+        self.counters.failed_on_purpose += 1
+        return Reply(status, {"error": "rejected", "message": f"{action_id} fails"})
 
     def _refuse_by_limits(self) -> Reply | None:
         counters = self.counters

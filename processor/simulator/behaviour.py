@@ -141,10 +141,9 @@ class Behaviour:
                 f"action id {action_id!r} is not a valid id",
             )
             _check(status in ACTION_STATUSES, f"action status {status!r} is unknown")
-        for action_id, status in self.failing_actions.items():
+        for action_id, code in self.failing_actions.items():
             _check(
-                400 <= status <= 599,
-                f"failing_actions {action_id}: {status} is no error",
+                400 <= code <= 599, f"failing_actions {action_id}: {code} is no error"
             )
         _check(
             self.other_actions is None or self.other_actions in ACTION_STATUSES,

@@ -72,7 +72,9 @@ def test_results_carry_the_job_and_where_the_request_came_from(rig: RigFactory) 
         0,
     )
     assert fields["completed_at"].year >= 2025
-    assert dict(message.headers() or [])["traceparent"].startswith(b"00-")
+    traceparent = dict(message.headers() or [])["traceparent"]
+    assert isinstance(traceparent, bytes)
+    assert traceparent.startswith(b"00-")
 
 
 def test_broken_records_are_dead_lettered_with_their_bytes_and_never_reach_the_api(
