@@ -59,7 +59,7 @@ class Sink(Protocol):
 def consumer_config(
     settings: Settings, on_commit: Callable[..., None]
 ) -> dict[str, Any]:
-    return settings.kafka_config(
+    return settings.consumer_config(
         **{
             "group.id": settings.group_id,
             "client.id": f"{settings.instance_id}-consumer",

@@ -64,7 +64,7 @@ def codecs_for(settings: Settings) -> Codecs:
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:
-    config = settings.kafka_config(
+    return settings.producer_config(
         **{
             "enable.idempotence": True,
             "acks": "all",
@@ -73,9 +73,6 @@ def producer_config(settings: Settings) -> dict[str, Any]:
             "logger": logging.getLogger("processor.kafka.producer"),
         }
     )
-    # The processor's own consumer default; librdkafka warns if a producer gets it.
-    config.pop("auto.offset.reset", None)
-    return config
 
 
 class Outputs:

@@ -90,9 +90,15 @@ class Settings:
     def bootstrap_servers(self) -> str:
         return self.kafka["bootstrap.servers"]
 
-    def kafka_config(self, **overrides: Any) -> dict[str, Any]:
-        """librdkafka properties from ``KAFKA_*``, with ``overrides`` on top."""
-        return {**self.kafka, **overrides}
+    def consumer_config(self, **overrides: Any) -> dict[str, Any]:
+        """``KAFKA_*`` properties for the consumer, with ``overrides`` on top."""
+        chosen = {k: v for k, v in self.kafka.items() if not _producer_only(k)}
+        return {**chosen, **overrides}
+
+    def producer_config(self, **overrides: Any) -> dict[str, Any]:
+        """``KAFKA_*`` properties for the producer, with ``overrides`` on top."""
+        chosen = {k: v for k, v in self.kafka.items() if not _consumer_only(k)}
+        return {**chosen, **overrides}
 
     def cap_for(self, action_id: str) -> int:
         """Most jobs in flight for ``action_id``: its cap, ``*``, or the global one."""
@@ -202,6 +208,50 @@ _OPTIONS = (
     _Option("PROCESSOR_INSTANCE_ID", "instance_id", _text),
 )
 KNOWN_VARIABLES = frozenset(option.env for option in _OPTIONS)
+
+# librdkafka warns when a client gets a property of the other kind; KAFKA_*
+# settings go to both clients, so these are sorted out by name.
+_CONSUMER_ONLY = (
+    "auto.offset.reset",
+    "auto.commit.interval.ms",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "group.",
+    "partition.assignment.strategy",
+    "isolation.level",
+    "enable.partition.eof",
+    "fetch.",
+    "queued.",
+    "check.crcs",
+    "coordinator.query.interval.ms",
+)
+_PRODUCER_ONLY = (
+    "acks",
+    "request.required.acks",
+    "linger.ms",
+    "queue.buffering.",
+    "batch.",
+    "compression.",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "message.send.max.retries",
+    "retries",
+    "transactional.id",
+    "transaction.timeout.ms",
+    "partitioner",
+    "sticky.partitioning.linger.ms",
+    "request.timeout.ms",
+)
+
+
+def _consumer_only(key: str) -> bool:
+    return key.startswith(_CONSUMER_ONLY)
+
+
+def _producer_only(key: str) -> bool:
+    return key.startswith(_PRODUCER_ONLY)
+
 
 # librdkafka properties the processor sets itself, because offsets and
 # delivery guarantees depend on them.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from processor import schemas
 from processor.simulator import Behaviour
@@ -103,9 +103,15 @@ def decode(message: Message, kind: str) -> dict[str, Any]:
 
 
 def committed(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
+    """The group's committed offsets (-1001 where there is none)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    asked = [TopicPartition(topic, p) for p in range(partitions)]
     try:
-        asked = [TopicPartition(topic, p) for p in range(partitions)]
+        for _ in range(20):
+            try:
+                return [tp.offset for tp in consumer.committed(asked, timeout=10)]
+            except KafkaException:  # the group coordinator may still be loading
+                time.sleep(0.5)
         return [tp.offset for tp in consumer.committed(asked, timeout=10)]
     finally:
         consumer.close()
@@ -198,6 +204,9 @@ def processor_env(
             "PROCESSOR_DEADLETTER_TOPIC": topics.deadletter,
             "PROCESSOR_AUDIT_TOPIC": topics.audit,
             "PROCESSOR_COMMIT_INTERVAL_S": "0.5",
+            # A killed instance leaves the group after 6 s, not librdkafka's 45.
+            "KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
             "PROCESSOR_BACKOFF_INITIAL_S": "0.05",
             "PROCESSOR_BACKOFF_MAX_S": "0.5",
         }
