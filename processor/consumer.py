@@ -31,7 +31,7 @@ from confluent_kafka import (
 
 from processor.offsets import TopicPartition as Partition
 from processor.records import Headers, Record
-from processor.settings import Settings
+from processor.settings import Settings, kafka_setting_error
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,12 @@ class ConsumerThread:
         self._fetching = True
         self._closing = False
         self._paused = False
-        self._consumer: Consumer | None = None
+        # Created here, on the caller's thread, so a bad KAFKA_* setting stops
+        # the start instead of failing later on the consumer thread.
+        try:
+            self._consumer = Consumer(consumer_config(settings, self._on_commit))
+        except KafkaException as exc:
+            raise kafka_setting_error(exc.args[0].str()) from None
         self._thread = threading.Thread(
             target=self._run, name="kafka-consumer", daemon=True
         )
@@ -118,8 +123,7 @@ class ConsumerThread:
 
     def _run(self) -> None:
         try:
-            consumer = Consumer(consumer_config(self._settings, self._on_commit))
-            self._consumer = consumer
+            consumer = self._consumer
             consumer.subscribe(
                 [self._settings.requests_topic],
                 on_assign=self._on_assign,

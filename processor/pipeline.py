@@ -32,7 +32,7 @@ from processor.offsets import OffsetTracker, TopicPartition
 from processor.outcomes import Failed, Reason, Submitted
 from processor.outputs import Ack, OutputHeaders, Outputs, codecs_for, producer_config
 from processor.records import Record
-from processor.settings import Settings
+from processor.settings import Settings, kafka_setting_error
 from processor.submitter import RetryPolicy, Submitter
 from processor.throttle import Throttle
 from processor.transport import AiohttpTransport
@@ -70,7 +70,10 @@ class Pipeline:
         telemetry.setup_tracing()
         self._reader = schemas.Reader(_registry(self.settings))
         codecs = codecs_for(self.settings)
-        producer = Producer(producer_config(self.settings))
+        try:
+            producer = Producer(producer_config(self.settings))
+        except KafkaException as exc:
+            raise kafka_setting_error(exc.args[0].str()) from None
         _check_topics(producer, self.settings)
         self._outputs = Outputs(producer, self.settings, codecs, self._fail)
 

@@ -163,12 +163,12 @@ def _caps(value: str) -> dict[str, int]:
         name, sep, number = item.partition("=")
         name = name.strip()
         if not sep or not _ACTION_CAP_KEY.match(name):
-            raise ValueError(f"{item!r} is not ACTION=N (or *=N)")
+            raise ValueError(f"has {item!r}, which is not ACTION=N (or *=N)")
         try:
             caps[name] = _positive_int(number.strip())
         except ValueError:
             raise ValueError(
-                f"{item!r}: the cap must be a whole number of at least 1"
+                f"gives {name} a cap that is not a whole number >= 1"
             ) from None
     return caps
 
@@ -358,3 +358,10 @@ def _shown(option: _Option, raw: str, exc: ValueError) -> str:
     # A secret's value is never echoed back, even when it is wrong.
     value = "(hidden)" if "SECRET" in option.env else repr(raw)
     return f"{value} {exc}"
+
+
+def kafka_setting_error(message: str) -> SettingsError:
+    """librdkafka's refusal of a property, as the ``KAFKA_*`` setting to fix."""
+    found = re.search(r'property:? "([^"]+)"', message)
+    name = "KAFKA_" + found.group(1).upper().replace(".", "_") if found else "KAFKA_*"
+    return SettingsError(name, f"is refused by librdkafka: {message}")

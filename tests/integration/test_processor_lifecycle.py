@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 
 import fastavro
+import pytest
 
 from processor import schemas
 from processor.simulator import Behaviour, Latency
@@ -148,9 +149,22 @@ def test_audit_events_tell_the_story_of_a_run(rig: RigFactory) -> None:
     assert float(drain["details"]["jobs_per_minute"]) >= 0
 
 
-def test_an_invalid_setting_stops_run_before_it_consumes(rig: RigFactory) -> None:
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PROCESSOR_MAX_IN_FLIGHT", "zero"),
+        ("PROCESSOR_ACTION_CONCURRENCY", "action_a=0"),
+        ("CXONE_BASE_URL", "ftp://example"),
+        ("KAFKA_NO_SUCH_PROPERTY", "1"),
+        ("KAFKA_SESSION_TIMEOUT_MS", "soon"),
+    ],
+)
+def test_an_invalid_setting_stops_run_before_it_consumes(
+    rig: RigFactory, name: str, value: str
+) -> None:
     world = rig(partitions=1)
-    env = world.env(PROCESSOR_MAX_IN_FLIGHT="zero")
+    world.produce([(b"1", request(1))])
+    env = world.env(**{name: value})
 
     done = subprocess.run(
         [sys.executable, "-m", "processor", "run"],
@@ -163,7 +177,8 @@ def test_an_invalid_setting_stops_run_before_it_consumes(rig: RigFactory) -> Non
 
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
-    assert "PROCESSOR_MAX_IN_FLIGHT" in done.stderr
+    assert name in done.stderr
+    assert world.simulator.stats()["submissions"] == 0
     assert committed(world.bootstrap, world.group, world.topics.requests, 1) == [
         NO_OFFSET
     ]
