@@ -20,22 +20,19 @@ from typing import Any
 import httpx
 from confluent_kafka import KafkaException, Producer
 
-from processor import jobs, schemas, telemetry
-from processor.actions import ActionCache
+from processor import schemas, telemetry
 from processor.audit import AuditType
 from processor.auth import TokenSource
 from processor.consumer import ConsumerThread
 from processor.cxone import CxoneApi
-from processor.errors import InvalidRequest, ProcessorError, RetryableApiError
-from processor.jobs import JobRequest
+from processor.errors import ProcessorError, RetryableApiError
 from processor.offsets import OffsetTracker, TopicPartition
-from processor.outcomes import Failed, Reason, Submitted
-from processor.outputs import Ack, OutputHeaders, Outputs, codecs_for, producer_config
+from processor.outputs import Ack, Outputs, codecs_for, producer_config
 from processor.records import Record
 from processor.settings import Settings, kafka_setting_error
-from processor.submitter import RetryPolicy, Submitter
 from processor.throttle import Throttle
 from processor.transport import AiohttpTransport
+from processor.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +54,8 @@ class Pipeline:
         self._tasks: dict[TopicPartition, set[asyncio.Task[None]]] = defaultdict(set)
         self._unacked: dict[TopicPartition, int] = defaultdict(int)
         self._tracker = OffsetTracker()
-        self._finished_in_window = 0
         self._stop = asyncio.Event()
         self._fatal: ProcessorError | None = None
-        self.counts: dict[str, int] = defaultdict(int)
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -68,7 +63,7 @@ class Pipeline:
         """Run until ``stop`` is set; raises the error that stopped it, if any."""
         self._stop = stop
         telemetry.setup_tracing()
-        self._reader = schemas.Reader(_registry(self.settings))
+        reader = schemas.Reader(_registry(self.settings))
         codecs = codecs_for(self.settings)
         try:
             producer = Producer(producer_config(self.settings))
@@ -78,7 +73,9 @@ class Pipeline:
         self._outputs = Outputs(producer, self.settings, codecs, self._fail)
 
         async with self._http_client() as client:
-            await self._connect(client)
+            api = await self._connect(client)
+            throttle = Throttle()
+            self._worker = Worker(self.settings, reader, self._outputs, api, throttle)
             self._consumer = ConsumerThread(
                 self.settings, self, asyncio.get_running_loop()
             )
@@ -87,25 +84,14 @@ class Pipeline:
         if self._fatal is not None:
             raise self._fatal
 
-    async def _connect(self, client: httpx.AsyncClient) -> None:
-        settings = self.settings
-        self._tokens = TokenSource(client, settings)
+    async def _connect(self, client: httpx.AsyncClient) -> CxoneApi:
+        """Fetch a first token, so bad credentials stop the start."""
+        tokens = TokenSource(client, self.settings)
         try:
-            await self._tokens.token()
+            await tokens.token()
         except RetryableApiError as exc:
             log.warning("CXone token endpoint not ready (%s); jobs will retry", exc)
-
-        api = CxoneApi(client, self._tokens, settings.cxone_base_url)
-        self._throttle = Throttle()
-        self._throttle.on_hold.append(self._throttled)
-        self._throttle.on_resume.append(self._resumed)
-        policy = RetryPolicy(
-            settings.max_attempts, settings.backoff_initial_s, settings.backoff_max_s
-        )
-        actions = ActionCache(api, settings.action_cache_ttl_s)
-        self._submitter = Submitter(
-            api, actions, self._throttle, policy, on_retry=self._retried
-        )
+        return CxoneApi(client, tokens, self.settings.cxone_base_url)
 
     async def _serve(self) -> None:
         settings = self.settings
@@ -169,6 +155,10 @@ class Pipeline:
         log.info(
             "stopped: %s", ", ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
         )
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self._worker.counts
 
     def _fail(self, error: ProcessorError) -> None:
         if self._fatal is None:
@@ -244,7 +234,7 @@ class Pipeline:
         partition = record.topic_partition
         self._in_flight += 1
         self._unacked[partition] += 1
-        task = asyncio.create_task(self._process(record))
+        task = asyncio.create_task(self._worker.process(record, self._acker(record)))
         self._tasks[partition].add(task)
         task.add_done_callback(lambda done: self._ended(partition, done))
 
@@ -259,79 +249,7 @@ class Pipeline:
             self._fail(ProcessorError(f"a job failed unexpectedly: {error!r}"))
         self._dispatch()
 
-    async def _process(self, record: Record) -> None:
-        with telemetry.job_span(record, self.settings.group_id) as span:
-            headers = telemetry.traceparent(span)
-            acked = self._acknowledger(record)
-            try:
-                request = jobs.parse(
-                    record.value, self._reader, self.settings.max_request_bytes
-                )
-            except InvalidRequest as exc:
-                failed = Failed(Reason.INVALID_REQUEST, str(exc), None, 0)
-                self._dead_letter(record, failed, None, headers, acked)
-                return
-
-            self._outputs.audit(
-                AuditType.JOB_STARTED,
-                request_id=request.request_id,
-                action_id=request.action_id,
-                headers=headers,
-            )
-            outcome = await self._submitter.submit(request)
-            if isinstance(outcome, Submitted):
-                self._completed(record, request, outcome, headers, acked)
-            else:
-                self._dead_letter(record, outcome, request, headers, acked)
-
-    def _completed(
-        self,
-        record: Record,
-        request: JobRequest,
-        submitted: Submitted,
-        headers: OutputHeaders,
-        acked: Ack,
-    ) -> None:
-        self._outputs.result(record, request, submitted, headers, acked)
-        self._outputs.audit(
-            AuditType.JOB_COMPLETED,
-            request_id=request.request_id,
-            action_id=request.action_id,
-            details={
-                "job_id": submitted.job.job_id,
-                "attempts": submitted.attempts,
-                "latency_ms": round(submitted.latency_ms, 1),
-            },
-            headers=headers,
-        )
-        self.counts["results"] += 1
-        self._finished_in_window += 1
-
-    def _dead_letter(
-        self,
-        record: Record,
-        failed: Failed,
-        request: JobRequest | None,
-        headers: OutputHeaders,
-        acked: Ack,
-    ) -> None:
-        self._outputs.dead_letter(record, failed, request, headers, acked)
-        self._outputs.audit(
-            AuditType.JOB_DEAD_LETTERED,
-            request_id=request.request_id if request else None,
-            action_id=request.action_id if request else None,
-            details={
-                "reason": failed.reason.value,
-                "error": failed.error,
-                "partition": record.partition,
-                "offset": record.offset,
-            },
-            headers=headers,
-        )
-        self.counts[f"dead_letters_{failed.reason.value.lower()}"] += 1
-        self._finished_in_window += 1
-
-    def _acknowledger(self, record: Record) -> Ack:
+    def _acker(self, record: Record) -> Ack:
         partition, offset = record.topic_partition, record.offset
 
         def acked() -> None:
@@ -340,32 +258,6 @@ class Pipeline:
                 self._unacked[partition] -= 1
 
         return acked
-
-    def _retried(
-        self, request: JobRequest, attempt: int, wait_s: float, error: BaseException
-    ) -> None:
-        self.counts["retries"] += 1
-        self._outputs.audit(
-            AuditType.JOB_RETRIED,
-            request_id=request.request_id,
-            action_id=request.action_id,
-            details={
-                "attempt": attempt,
-                "wait_s": round(wait_s, 3),
-                "error": str(error),
-            },
-        )
-
-    def _throttled(self, wait_s: float) -> None:
-        self.counts["throttled"] += 1
-        log.info(
-            "CXone throttled the processor; holding submissions for %.1f s", wait_s
-        )
-        self._outputs.audit(AuditType.THROTTLED, details={"wait_s": round(wait_s, 3)})
-
-    def _resumed(self, held_s: float) -> None:
-        log.info("resuming submissions after %.1f s", held_s)
-        self._outputs.audit(AuditType.RESUMED, details={"held_s": round(held_s, 3)})
 
     # -- helpers ------------------------------------------------------------------
 
@@ -446,10 +338,12 @@ class Pipeline:
 
     async def _report_drain_rate(self) -> None:
         window = self.settings.drain_rate_window_s
+        before = self._worker.finished
         while True:
             await asyncio.sleep(window)
-            per_minute = self._finished_in_window * 60.0 / window
-            self._finished_in_window = 0
+            finished = self._worker.finished
+            per_minute = (finished - before) * 60.0 / window
+            before = finished
             self._outputs.audit(
                 AuditType.DRAIN_RATE,
                 details={"jobs_per_minute": round(per_minute, 1), "window_s": window},

@@ -1,0 +1,152 @@
+"""One record, start to end: decode, submit, and produce its outputs.
+
+Every record ends in exactly one result or one dead letter, produced with the
+job span's ``traceparent`` and acknowledged through the ``acked`` callback the
+caller passes in; audit events tell the story beside them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from processor import jobs, telemetry
+from processor.actions import ActionCache
+from processor.audit import AuditType
+from processor.cxone import CxoneApi
+from processor.errors import InvalidRequest
+from processor.jobs import JobRequest
+from processor.outcomes import Failed, Reason, Submitted
+from processor.outputs import Ack, OutputHeaders, Outputs
+from processor.records import Record
+from processor.schemas import Reader
+from processor.settings import Settings
+from processor.submitter import RetryPolicy, Submitter
+from processor.throttle import Throttle
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """Turns records into outputs; shared by every job of the process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        reader: Reader,
+        outputs: Outputs,
+        api: CxoneApi,
+        throttle: Throttle,
+    ) -> None:
+        self._settings = settings
+        self._reader = reader
+        self._outputs = outputs
+        policy = RetryPolicy(
+            settings.max_attempts, settings.backoff_initial_s, settings.backoff_max_s
+        )
+        actions = ActionCache(api, settings.action_cache_ttl_s)
+        self._submitter = Submitter(
+            api, actions, throttle, policy, on_retry=self._retried
+        )
+        throttle.on_hold.append(self._throttled)
+        throttle.on_resume.append(self._resumed)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.finished = 0
+
+    async def process(self, record: Record, acked: Ack) -> None:
+        """Run the record's job and produce its result or dead letter."""
+        with telemetry.job_span(record, self._settings.group_id) as span:
+            headers = telemetry.traceparent(span)
+            try:
+                request = jobs.parse(
+                    record.value, self._reader, self._settings.max_request_bytes
+                )
+            except InvalidRequest as exc:
+                failed = Failed(Reason.INVALID_REQUEST, str(exc), None, 0)
+                self._dead_letter(record, failed, None, headers, acked)
+                return
+
+            self._outputs.audit(
+                AuditType.JOB_STARTED,
+                request_id=request.request_id,
+                action_id=request.action_id,
+                headers=headers,
+            )
+            outcome = await self._submitter.submit(request)
+            if isinstance(outcome, Submitted):
+                self._completed(record, request, outcome, headers, acked)
+            else:
+                self._dead_letter(record, outcome, request, headers, acked)
+
+    def _completed(
+        self,
+        record: Record,
+        request: JobRequest,
+        submitted: Submitted,
+        headers: OutputHeaders,
+        acked: Ack,
+    ) -> None:
+        self._outputs.result(record, request, submitted, headers, acked)
+        self._outputs.audit(
+            AuditType.JOB_COMPLETED,
+            request_id=request.request_id,
+            action_id=request.action_id,
+            details={
+                "job_id": submitted.job.job_id,
+                "attempts": submitted.attempts,
+                "latency_ms": round(submitted.latency_ms, 1),
+            },
+            headers=headers,
+        )
+        self.counts["results"] += 1
+        self.finished += 1
+
+    def _dead_letter(
+        self,
+        record: Record,
+        failed: Failed,
+        request: JobRequest | None,
+        headers: OutputHeaders,
+        acked: Ack,
+    ) -> None:
+        self._outputs.dead_letter(record, failed, request, headers, acked)
+        self._outputs.audit(
+            AuditType.JOB_DEAD_LETTERED,
+            request_id=request.request_id if request else None,
+            action_id=request.action_id if request else None,
+            details={
+                "reason": failed.reason.value,
+                "error": failed.error,
+                "partition": record.partition,
+                "offset": record.offset,
+            },
+            headers=headers,
+        )
+        self.counts[f"dead_letters_{failed.reason.value.lower()}"] += 1
+        self.finished += 1
+
+    def _retried(
+        self, request: JobRequest, attempt: int, wait_s: float, error: BaseException
+    ) -> None:
+        self.counts["retries"] += 1
+        self._outputs.audit(
+            AuditType.JOB_RETRIED,
+            request_id=request.request_id,
+            action_id=request.action_id,
+            details={
+                "attempt": attempt,
+                "wait_s": round(wait_s, 3),
+                "error": str(error),
+            },
+        )
+
+    def _throttled(self, wait_s: float) -> None:
+        self.counts["throttled"] += 1
+        log.info(
+            "CXone throttled the processor; holding submissions for %.1f s", wait_s
+        )
+        self._outputs.audit(AuditType.THROTTLED, details={"wait_s": round(wait_s, 3)})
+
+    def _resumed(self, held_s: float) -> None:
+        log.info("resuming submissions after %.1f s", held_s)
+        self._outputs.audit(AuditType.RESUMED, details={"held_s": round(held_s, 3)})
