@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from processor import schemas
 from processor.simulator import Behaviour, Latency
 from tests.integration.conftest import RigFactory
 from tests.pipeline_support import (
@@ -43,6 +44,29 @@ def test_every_request_ends_in_one_result_and_offsets_are_committed_to_the_end(
     assert stats["duplicates"] == 0
     assert stats["max_concurrent"] <= 64
     assert world.read("deadletter", 0, timeout=1, settle=0.5) == []
+
+
+def test_avro_requests_are_processed_like_json_ones(rig: RigFactory) -> None:
+    world = rig(partitions=1)
+    codec = schemas.SingleObjectCodec(schemas.load("job_request"))
+    avro = codec.encode(
+        {
+            "request_id": "r-avro",
+            "action_id": "action_a",
+            "input": '{"sourceId": "src_456"}',
+            "options": None,
+        }
+    )
+    world.produce([(b"a", avro), (b"j", request(1))])
+
+    processor = world.start()
+    results = world.read("results", 2)
+    processor.stop()
+
+    assert {rid for rid, _ in by_request_id(results, "results")} == {
+        "r-avro",
+        "r-000001",
+    }
 
 
 def test_results_carry_the_job_and_where_the_request_came_from(rig: RigFactory) -> None:

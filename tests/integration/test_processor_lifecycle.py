@@ -204,3 +204,26 @@ def test_wrong_credentials_stop_run_with_a_clear_line_and_no_secret(
     assert "CXone refused the client credentials" in done.stderr
     assert "wrong-secret-value" not in done.stderr
     assert world.simulator.stats()["submissions"] == 0
+
+
+def test_a_second_instance_takes_over_partitions_without_losing_or_repeating(
+    rig: RigFactory,
+) -> None:
+    world = rig(Behaviour(latency=Latency(20, 5)), partitions=6)
+    world.produce((f"k{i}".encode(), request(i)) for i in range(3000))
+
+    first = world.start(PROCESSOR_MAX_IN_FLIGHT="16")
+    assert wait_until(lambda: world.simulator.stats()["accepted"] >= 500, timeout=60)
+    second = world.start(PROCESSOR_MAX_IN_FLIGHT="16")
+    results = world.read("results", 3000, timeout=120, settle=2.0)
+    exits = [first.stop(), second.stop()]
+    stats = world.simulator.stats()
+
+    ids = Counter(rid for rid, _ in by_request_id(results, "results"))
+    assert exits == [0, 0]
+    assert set(ids) == {f"r-{i:06d}" for i in range(3000)}
+    # Revoked partitions finish their jobs and commit before they move.
+    assert max(ids.values()) == 1
+    assert stats["duplicates"] == 0
+    assert "revoked" in first.log()
+    assert "assigned" in second.log()
