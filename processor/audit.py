@@ -40,5 +40,17 @@ class AuditType(StrEnum):
     RESUMED = "RESUMED"
     """A hold ended and submissions go on (details: how long it lasted)."""
 
+    PARTITIONS_PAUSED = "PARTITIONS_PAUSED"
+    """Consumption paused (details: why: throttled, breaker_open, buffer_full)."""
+
+    PARTITIONS_RESUMED = "PARTITIONS_RESUMED"
+    """Consumption resumed (details: why it had paused, for how long)."""
+
+    BREAKER_OPENED = "BREAKER_OPENED"
+    """Most recent submissions failed: only probes go out until one succeeds."""
+
+    BREAKER_CLOSED = "BREAKER_CLOSED"
+    """A probe succeeded: submissions go on."""
+
     DRAIN_RATE = "DRAIN_RATE"
     """Once per window: jobs finished per minute (details: rate, window)."""

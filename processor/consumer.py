@@ -14,6 +14,7 @@ the consumer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import queue
 import threading
@@ -45,7 +46,11 @@ class Sink(Protocol):
 
     def deliver(self, records: list[Record]) -> None: ...
 
-    def wants_records(self) -> bool: ...
+    def pause_reason(self) -> str | None: ...
+
+    def paused(self, reason: str, partitions: list[Partition]) -> None: ...
+
+    def resumed(self, reason: str, partitions: list[Partition]) -> None: ...
 
     async def assigned(self, partitions: list[Partition]) -> None: ...
 
@@ -86,7 +91,7 @@ class ConsumerThread:
         )
         self._fetching = True
         self._closing = False
-        self._paused = False
+        self._pause_reason: str | None = None
         # Created here, on the caller's thread, so a bad KAFKA_* setting stops
         # the start instead of failing later on the consumer thread.
         try:
@@ -159,16 +164,27 @@ class ConsumerThread:
             command(consumer)
 
     def _apply_backpressure(self, consumer: Consumer) -> None:
-        wanted = self._fetching and self._sink.wants_records()
-        if wanted == (not self._paused):
+        """Pause every assigned partition while the pipeline cannot take more.
+
+        Paused partitions stay assigned and the group is served as usual,
+        since consume() goes on being called: a long pause is no rebalance.
+        """
+        reason = self._sink.pause_reason() if self._fetching else "stopping"
+        was = self._pause_reason
+        if (reason is None) == (was is None):
             return
+
         assignment = consumer.assignment()
-        if wanted:
-            consumer.resume(assignment)
-        else:
+        chosen = [(tp.topic, tp.partition) for tp in assignment]
+        if reason is not None:
             consumer.pause(assignment)
-        self._paused = not wanted
-        log.debug("consumption %s", "resumed" if wanted else "paused")
+            notice = functools.partial(self._sink.paused, reason, chosen)
+        else:
+            consumer.resume(assignment)
+            notice = functools.partial(self._sink.resumed, str(was), chosen)
+        self._pause_reason = reason
+        if "stopping" not in (reason, was):
+            self._loop.call_soon_threadsafe(notice)
 
     def _commit(
         self, consumer: Consumer, positions: dict[Partition, int], *, wait: bool
@@ -200,7 +216,8 @@ class ConsumerThread:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         consumer.incremental_assign(partitions)
-        if self._paused:
+        if self._pause_reason is not None:
+            # Partitions come back paused while the reason for it holds.
             consumer.pause(partitions)
         chosen = [(tp.topic, tp.partition) for tp in partitions]
         self._wait_for(self._sink.assigned(chosen), "assignment")

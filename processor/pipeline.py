@@ -13,7 +13,7 @@ import asyncio
 import logging
 import ssl
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,16 +23,20 @@ from confluent_kafka import KafkaException, Producer
 from processor import schemas, telemetry
 from processor.audit import AuditType
 from processor.auth import TokenSource
+from processor.breaker import Breaker
 from processor.consumer import ConsumerThread
 from processor.cxone import CxoneApi
 from processor.errors import ProcessorError, RetryableApiError
+from processor.flow import FlowControl
+from processor.limiter import AdaptiveLimit
 from processor.offsets import OffsetTracker, TopicPartition
 from processor.outputs import Ack, Outputs, codecs_for, producer_config
 from processor.records import Record
+from processor.scheduler import NO_ACTION, Job, Scheduler
 from processor.settings import Settings, kafka_setting_error
 from processor.throttle import Throttle
 from processor.transport import AiohttpTransport
-from processor.worker import Worker
+from processor.worker import Parsed, Worker
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +50,8 @@ class Pipeline:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._buffer: deque[Record] = deque()
-        self._buffered_bytes = 0
         self._full = False
-        self._in_flight = 0
+        self._paused_at = 0.0
         self._accepting = True
         self._tasks: dict[TopicPartition, set[asyncio.Task[None]]] = defaultdict(set)
         self._unacked: dict[TopicPartition, int] = defaultdict(int)
@@ -74,8 +76,8 @@ class Pipeline:
 
         async with self._http_client() as client:
             api = await self._connect(client)
-            throttle = Throttle()
-            self._worker = Worker(self.settings, reader, self._outputs, api, throttle)
+            self._flow = self._flow_control()
+            self._worker = Worker(self.settings, reader, self._outputs, api, self._flow)
             self._consumer = ConsumerThread(
                 self.settings, self, asyncio.get_running_loop()
             )
@@ -83,6 +85,19 @@ class Pipeline:
 
         if self._fatal is not None:
             raise self._fatal
+
+    def _flow_control(self) -> FlowControl:
+        settings = self.settings
+        limit = AdaptiveLimit(
+            settings.max_in_flight, probe_interval_s=settings.limit_probe_interval_s
+        )
+        self._scheduler: Scheduler[Parsed] = Scheduler(
+            settings.ordering, settings.cap_for, limit
+        )
+        return FlowControl(Throttle(), Breaker(), limit, self._in_flight)
+
+    def _in_flight(self) -> int:
+        return self._scheduler.in_flight
 
     async def _connect(self, client: httpx.AsyncClient) -> CxoneApi:
         """Fetch a first token, so bad credentials stop the start."""
@@ -135,8 +150,8 @@ class Pipeline:
         log.info(
             "stopping (%s): %d jobs in flight, %d buffered",
             reason,
-            self._in_flight,
-            len(self._buffer),
+            self._scheduler.in_flight,
+            self._scheduler.buffered,
         )
         self._accepting = False
         self._consumer.stop_fetching()
@@ -145,9 +160,12 @@ class Pipeline:
         deadline = time.monotonic() + self.settings.grace_period_s
         await self._finish_jobs(self._all_tasks(), deadline)
         await self._await_acks(None, deadline)
-        self._outputs.audit(
-            AuditType.PROCESSOR_STOPPED, details={"reason": reason, **self.counts}
-        )
+        details = {
+            "reason": reason,
+            "in_flight_limit": self._flow.limit(),
+            **self.counts,
+        }
+        self._outputs.audit(AuditType.PROCESSOR_STOPPED, details=details)
         self._outputs.flush(_FINAL_FLUSH_S)
 
         self._consumer.close(self._tracker.to_commit())
@@ -170,16 +188,47 @@ class Pipeline:
     def deliver(self, records: list[Record]) -> None:
         if not self._accepting:
             return
+        scheduler = self._scheduler
         for record in records:
             self._tracker.track(record.topic_partition, record.offset)
-            self._buffer.append(record)
-            self._buffered_bytes += record.size
+            parsed = self._worker.parse(record)
+            action = parsed.request.action_id if parsed.request else NO_ACTION
+            lane = scheduler.lane_of(action, record.key, record.topic_partition)
+            scheduler.add(Job(parsed, action, lane, record.size))
         self._update_full()
         self._dispatch()
 
-    def wants_records(self) -> bool:
-        # Read from the consumer thread: one attribute, no lock needed.
-        return not self._full
+    def pause_reason(self) -> str | None:
+        # Called from the consumer thread: it only reads flags and numbers.
+        if not self._accepting:
+            return "stopping"
+        if self._full:
+            return "buffer_full"
+        return self._flow.pause_reason()
+
+    def paused(self, reason: str, partitions: list[TopicPartition]) -> None:
+        self._paused_at = time.monotonic()
+        log.log(
+            logging.DEBUG if reason == "buffer_full" else logging.INFO,
+            "paused %d partitions: %s",
+            len(partitions),
+            reason,
+        )
+        self._outputs.audit(
+            AuditType.PARTITIONS_PAUSED,
+            details={"reason": reason, "partitions": _names(partitions)},
+        )
+
+    def resumed(self, reason: str, partitions: list[TopicPartition]) -> None:
+        paused_s = time.monotonic() - self._paused_at
+        self._outputs.audit(
+            AuditType.PARTITIONS_RESUMED,
+            details={
+                "reason": reason,
+                "paused_s": round(paused_s, 3),
+                "partitions": _names(partitions),
+            },
+        )
 
     async def assigned(self, partitions: list[TopicPartition]) -> None:
         for partition in partitions:
@@ -223,24 +272,22 @@ class Pipeline:
     # -- jobs -------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        limit = self.settings.max_in_flight
-        while self._buffer and self._in_flight < limit and self._accepting:
-            record = self._buffer.popleft()
-            self._buffered_bytes -= record.size
-            self._start(record)
+        while self._accepting and (job := self._scheduler.next()) is not None:
+            self._start(job)
         self._update_full()
 
-    def _start(self, record: Record) -> None:
+    def _start(self, job: Job[Parsed]) -> None:
+        record = job.payload.record
         partition = record.topic_partition
-        self._in_flight += 1
         self._unacked[partition] += 1
-        task = asyncio.create_task(self._worker.process(record, self._acker(record)))
+        acked = self._acker(record)
+        task = asyncio.create_task(self._worker.process(job.payload, acked))
         self._tasks[partition].add(task)
-        task.add_done_callback(lambda done: self._ended(partition, done))
+        task.add_done_callback(lambda done: self._ended(job, done))
 
-    def _ended(self, partition: TopicPartition, task: asyncio.Task[None]) -> None:
-        self._in_flight -= 1
-        tasks = self._tasks.get(partition)
+    def _ended(self, job: Job[Parsed], task: asyncio.Task[None]) -> None:
+        self._scheduler.finished(job)
+        tasks = self._tasks.get(job.payload.record.topic_partition)
         if tasks is not None:
             tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
@@ -262,7 +309,7 @@ class Pipeline:
     # -- helpers ------------------------------------------------------------------
 
     def _update_full(self) -> None:
-        count, size = len(self._buffer), self._buffered_bytes
+        count, size = self._scheduler.buffered, self._scheduler.buffered_bytes
         max_count, max_bytes = (
             self.settings.buffer_max_records,
             self.settings.buffer_max_bytes,
@@ -279,11 +326,11 @@ class Pipeline:
         consumed again by whoever owns the partition next.
         """
         if partitions is None:
-            kept: deque[Record] = deque()
+            self._scheduler.drop(lambda parsed: False)
         else:
-            kept = deque(r for r in self._buffer if r.topic_partition not in partitions)
-        self._buffer = kept
-        self._buffered_bytes = sum(r.size for r in kept)
+            self._scheduler.drop(
+                lambda parsed: parsed.record.topic_partition not in partitions
+            )
         self._update_full()
 
     def _forget(self, partitions: Iterable[TopicPartition]) -> None:

@@ -83,6 +83,7 @@ class Settings:
     buffer_max_bytes: int = 64 * 1024 * 1024
     max_request_bytes: int = 512 * 1024
     drain_rate_window_s: float = 60.0
+    limit_probe_interval_s: float = 30.0
     instance_id: str = field(
         default_factory=lambda: f"processor-{uuid.uuid4().hex[:8]}"
     )
@@ -206,6 +207,7 @@ _OPTIONS = (
     _Option("PROCESSOR_BUFFER_MAX_BYTES", "buffer_max_bytes", _positive_int),
     _Option("PROCESSOR_MAX_REQUEST_BYTES", "max_request_bytes", _positive_int),
     _Option("PROCESSOR_DRAIN_RATE_WINDOW_S", "drain_rate_window_s", _seconds),
+    _Option("PROCESSOR_LIMIT_PROBE_INTERVAL_S", "limit_probe_interval_s", _seconds),
     _Option("PROCESSOR_INSTANCE_ID", "instance_id", _text),
 )
 KNOWN_VARIABLES = frozenset(option.env for option in _OPTIONS)

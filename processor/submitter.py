@@ -29,9 +29,9 @@ from processor.errors import (
     ThrottledError,
     UnauthorizedError,
 )
+from processor.flow import FlowControl
 from processor.jobs import JobRequest
 from processor.outcomes import Failed, Outcome, Reason, Submitted
-from processor.throttle import Throttle
 
 # A fresh token answered 401 this many times in a row is not an expiry.
 _MAX_UNAUTHORIZED_IN_A_ROW = 3
@@ -69,7 +69,7 @@ class Submitter:
         self,
         api: CxoneApi,
         actions: ActionCache,
-        throttle: Throttle,
+        flow: FlowControl,
         policy: RetryPolicy,
         *,
         sleep: Sleep = asyncio.sleep,
@@ -77,7 +77,7 @@ class Submitter:
     ) -> None:
         self._api = api
         self._actions = actions
-        self._throttle = throttle
+        self._flow = flow
         self._policy = policy
         self._sleep = sleep
         self._on_retry = on_retry
@@ -130,41 +130,43 @@ class Submitter:
     async def _attempt(
         self, request: JobRequest, attempts: int, started: float
     ) -> Outcome:
+        """One attempt: 429s, 401s and outage faults repeat it without spending it."""
         unauthorized = 0
         while True:
-            await self._throttle.wait()
-            refused = await self._check_action(request, attempts)
-            if refused is not None:
-                return refused
-
+            probe = await self._flow.admit()
+            sent = time.perf_counter()
             try:
+                refused = await self._check_action(request, attempts)
+                if refused is not None:
+                    self._flow.unused(probe)
+                    return refused
                 job = await self._api.submit_job(request)
             except ThrottledError as exc:
-                self._throttle.hold(exc.retry_after_s)
+                self._flow.throttled(exc.retry_after_s)
                 continue
             except UnauthorizedError as exc:
+                self._flow.answered()
                 unauthorized += 1
                 if unauthorized >= _MAX_UNAUTHORIZED_IN_A_ROW:
                     raise _persistent_401(exc, unauthorized) from None
                 continue
+            except RetryableApiError:
+                if self._flow.faulted():
+                    continue  # an outage is not this job's fault
+                raise
+            except RejectedError:
+                self._flow.answered()
+                raise
+            except BaseException:
+                self._flow.unused(probe)
+                raise
 
+            self._flow.accepted(time.perf_counter() - sent)
             latency_ms = (time.perf_counter() - started) * 1000
             return Submitted(job, attempts, latency_ms)
 
     async def _check_action(self, request: JobRequest, attempts: int) -> Failed | None:
-        unauthorized = 0
-        while True:
-            try:
-                action = await self._actions.status(request.action_id)
-                break
-            except ThrottledError as exc:
-                self._throttle.hold(exc.retry_after_s)
-                await self._throttle.wait()
-            except UnauthorizedError as exc:
-                unauthorized += 1
-                if unauthorized >= _MAX_UNAUTHORIZED_IN_A_ROW:
-                    raise _persistent_401(exc, unauthorized) from None
-
+        action = await self._actions.status(request.action_id)
         if not action.known:
             return Failed(
                 Reason.UNKNOWN_ACTION,

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 
 from processor import jobs, telemetry
 from processor.actions import ActionCache
 from processor.audit import AuditType
 from processor.cxone import CxoneApi
 from processor.errors import InvalidRequest
+from processor.flow import FlowControl
 from processor.jobs import JobRequest
 from processor.outcomes import Failed, Reason, Submitted
 from processor.outputs import Ack, OutputHeaders, Outputs
@@ -22,9 +24,17 @@ from processor.records import Record
 from processor.schemas import Reader
 from processor.settings import Settings
 from processor.submitter import RetryPolicy, Submitter
-from processor.throttle import Throttle
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A consumed record and what decoding made of it."""
+
+    record: Record
+    request: JobRequest | None
+    error: InvalidRequest | None
 
 
 class Worker:
@@ -36,7 +46,7 @@ class Worker:
         reader: Reader,
         outputs: Outputs,
         api: CxoneApi,
-        throttle: Throttle,
+        flow: FlowControl,
     ) -> None:
         self._settings = settings
         self._reader = reader
@@ -45,24 +55,32 @@ class Worker:
             settings.max_attempts, settings.backoff_initial_s, settings.backoff_max_s
         )
         actions = ActionCache(api, settings.action_cache_ttl_s)
-        self._submitter = Submitter(
-            api, actions, throttle, policy, on_retry=self._retried
-        )
-        throttle.on_hold.append(self._throttled)
-        throttle.on_resume.append(self._resumed)
+        self._submitter = Submitter(api, actions, flow, policy, on_retry=self._retried)
+        flow.throttle.on_hold.append(self._throttled)
+        flow.throttle.on_resume.append(self._resumed)
+        flow.breaker.on_open.append(self._breaker_opened)
+        flow.breaker.on_close.append(self._breaker_closed)
         self.counts: dict[str, int] = defaultdict(int)
         self.finished = 0
 
-    async def process(self, record: Record, acked: Ack) -> None:
+    def parse(self, record: Record) -> Parsed:
+        """Decode and validate the record's value (it decides its action)."""
+        try:
+            request = jobs.parse(
+                record.value, self._reader, self._settings.max_request_bytes
+            )
+        except InvalidRequest as exc:
+            return Parsed(record, None, exc)
+        return Parsed(record, request, None)
+
+    async def process(self, parsed: Parsed, acked: Ack) -> None:
         """Run the record's job and produce its result or dead letter."""
+        record, request = parsed.record, parsed.request
         with telemetry.job_span(record, self._settings.group_id) as span:
             headers = telemetry.traceparent(span)
-            try:
-                request = jobs.parse(
-                    record.value, self._reader, self._settings.max_request_bytes
-                )
-            except InvalidRequest as exc:
-                failed = Failed(Reason.INVALID_REQUEST, str(exc), None, 0)
+            if request is None:
+                error = str(parsed.error)
+                failed = Failed(Reason.INVALID_REQUEST, error, None, 0)
                 self._dead_letter(record, failed, None, headers, acked)
                 return
 
@@ -146,6 +164,13 @@ class Worker:
             "CXone throttled the processor; holding submissions for %.1f s", wait_s
         )
         self._outputs.audit(AuditType.THROTTLED, details={"wait_s": round(wait_s, 3)})
+
+    def _breaker_opened(self) -> None:
+        self.counts["breaker_openings"] += 1
+        self._outputs.audit(AuditType.BREAKER_OPENED)
+
+    def _breaker_closed(self) -> None:
+        self._outputs.audit(AuditType.BREAKER_CLOSED)
 
     def _resumed(self, held_s: float) -> None:
         log.info("resuming submissions after %.1f s", held_s)

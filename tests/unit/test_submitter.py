@@ -4,8 +4,11 @@ import httpx
 
 from processor.actions import ActionCache
 from processor.auth import TokenSource
+from processor.breaker import Breaker
 from processor.cxone import CxoneApi
+from processor.flow import FlowControl
 from processor.jobs import JobRequest
+from processor.limiter import AdaptiveLimit
 from processor.outcomes import Failed, Reason, Submitted
 from processor.settings import load
 from processor.submitter import RetryPolicy, Submitter
@@ -82,10 +85,13 @@ class Harness:
         api = CxoneApi(client, tokens, BASE)
         self.throttle = Throttle(clock=self.time.clock, sleep=self.time.sleep)
         self.throttle.on_hold.append(self.holds.append)
+        self.breaker = Breaker(clock=self.time.clock)
+        self.limit = AdaptiveLimit(8, clock=self.time.clock)
+        flow = FlowControl(self.throttle, self.breaker, self.limit, lambda: 1)
         self.submitter = Submitter(
             api,
             ActionCache(api, 60.0, clock=self.time.clock),
-            self.throttle,
+            flow,
             POLICY,
             sleep=self.record_wait,
             on_retry=self.record_retry,

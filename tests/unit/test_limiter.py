@@ -1,0 +1,112 @@
+"""The adaptive in-flight limit: slow start, Little's law on 429, probing."""
+
+from __future__ import annotations
+
+from processor.limiter import AdaptiveLimit
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run(
+    limit: AdaptiveLimit, clock: Clock, seconds: float, rate: float, latency: float
+) -> None:
+    """Successes at ``rate`` per second, each with the whole limit in flight."""
+    steps = int(seconds * rate)
+    for _ in range(steps):
+        clock.now += 1.0 / rate
+        limit.succeeded(latency, in_flight=limit.value)
+
+
+def test_it_starts_small_and_grows_while_jobs_fill_it() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit(64, clock=clock)
+    start = limit.value
+
+    run(limit, clock, 1.0, 200, 0.05)
+
+    assert start == 8
+    assert limit.value == 64
+
+
+def test_it_does_not_grow_while_jobs_leave_it_unused() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit(64, clock=clock)
+
+    for _ in range(100):
+        clock.now += 0.01
+        limit.succeeded(0.05, in_flight=2)
+
+    assert limit.value == 8
+
+
+def test_a_429_settles_at_what_a_rate_limit_sustained() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit(64, clock=clock)
+    limit.value = 30
+    limit._slow_start = False
+
+    run(limit, clock, 2.0, 200, 0.05)  # the API sustained 200/s at 50 ms
+    limit.throttled()
+
+    assert 9 <= limit.value <= 11
+
+
+def test_a_429_settles_at_a_concurrency_cap() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit(64, clock=clock)
+    limit.value = 20
+    limit._slow_start = False
+
+    run(limit, clock, 2.0, 16 / 0.05, 0.05)  # 16 at a time, 50 ms each
+    limit.throttled()
+
+    assert 15 <= limit.value <= 17
+
+
+def test_one_episode_of_429s_lowers_the_limit_once() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit(64, clock=clock)
+    limit.value = 20
+    run(limit, clock, 2.0, 200, 0.05)
+
+    limit.throttled()
+    after_first = limit.value
+    for _ in range(10):
+        limit.throttled()
+
+    assert limit.value == after_first
+
+
+def test_without_measurements_a_429_halves_the_limit_and_never_below_one() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit(64, clock=clock)
+
+    limit.throttled()
+    assert limit.value == 4
+    for _ in range(5):
+        clock.now += 10
+        limit.throttled()
+    assert limit.value == 1
+
+
+def test_it_probes_higher_after_a_quiet_interval_and_never_past_the_ceiling() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit(12, probe_interval_s=10, clock=clock)
+    limit.value = 5
+    limit._slow_start = False
+    limit._changed_at = clock.now
+
+    run(limit, clock, 9.0, 100, 0.05)
+    assert limit.value == 5
+    run(limit, clock, 2.0, 100, 0.05)
+    assert limit.value == 6
+    run(limit, clock, 10.0, 100, 0.05)
+    assert limit.value == 8
+    run(limit, clock, 60.0, 100, 0.05)
+    assert limit.value == 12
