@@ -51,6 +51,7 @@ class Breaker:
         self.state = State.CLOSED
         self._interval_s = first_probe_s
         self._probe_at = 0.0
+        self._opened_at = 0.0
         self._waiters: deque[asyncio.Future[bool]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self.on_open: list[Listener] = []
@@ -85,10 +86,16 @@ class Breaker:
             self._probe_at = self._clock()
             self._hand_out()
 
-    def succeeded(self) -> None:
-        """An answer that is no fault."""
+    def succeeded(self, sent_at: float | None = None) -> None:
+        """An answer that is no fault, to a request sent at ``sent_at``.
+
+        An answer to a request sent before the breaker opened proves nothing
+        about the API now, so only later ones close it.
+        """
         self._outcomes.append(False)
-        if self.state is not State.CLOSED:
+        if self.state is State.CLOSED:
+            return
+        if sent_at is None or sent_at >= self._opened_at:
             self._close()
 
     def failed(self) -> None:
@@ -99,6 +106,7 @@ class Breaker:
             self._reopen()
         elif self.state is State.CLOSED and self._tripped():
             self._interval_s = self._first_probe_s
+            self._opened_at = self._clock()
             log.warning("CXone is failing; circuit breaker open, probing")
             self._reopen()
             for listener in self.on_open:

@@ -48,11 +48,15 @@ class Sink(Protocol):
 
     def pause_reason(self) -> str | None: ...
 
+    def room(self) -> int: ...
+
     def paused(self, reason: str, partitions: list[Partition]) -> None: ...
 
     def resumed(self, reason: str, partitions: list[Partition]) -> None: ...
 
-    async def assigned(self, partitions: list[Partition]) -> None: ...
+    async def assigned(
+        self, partitions: list[Partition], paused_for: str | None
+    ) -> None: ...
 
     async def revoked(self, partitions: list[Partition]) -> dict[Partition, int]: ...
 
@@ -150,7 +154,9 @@ class ConsumerThread:
                 break
             self._apply_backpressure(consumer)
 
-            messages = consumer.consume(num_messages=_BATCH, timeout=_POLL_S)
+            # No more than the buffer has room for: the rest waits in Kafka.
+            wanted = max(1, min(_BATCH, self._sink.room()))
+            messages = consumer.consume(num_messages=wanted, timeout=_POLL_S)
             records = [self._record(m) for m in messages if self._usable(m)]
             if records and self._fetching:
                 self._loop.call_soon_threadsafe(self._sink.deliver, records)
@@ -220,7 +226,7 @@ class ConsumerThread:
             # Partitions come back paused while the reason for it holds.
             consumer.pause(partitions)
         chosen = [(tp.topic, tp.partition) for tp in partitions]
-        self._wait_for(self._sink.assigned(chosen), "assignment")
+        self._wait_for(self._sink.assigned(chosen, self._pause_reason), "assignment")
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         chosen = [(tp.topic, tp.partition) for tp in partitions]

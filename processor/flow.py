@@ -9,6 +9,7 @@ piles up behind the gates.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from processor.breaker import Breaker
@@ -25,7 +26,9 @@ class FlowControl:
         breaker: Breaker,
         limit: AdaptiveLimit,
         in_flight: Callable[[], int],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._clock = clock
         self.throttle = throttle
         self.breaker = breaker
         self.limit = limit
@@ -45,16 +48,20 @@ class FlowControl:
             return "breaker_open"
         return None
 
-    def accepted(self, latency_s: float) -> None:
-        self.breaker.succeeded()
-        self.limit.succeeded(latency_s, self._in_flight())
+    def clock(self) -> float:
+        """The time flow control measures in; pass it back as ``sent_at``."""
+        return self._clock()
 
-    def answered(self) -> None:
+    def accepted(self, sent_at: float) -> None:
+        self.breaker.succeeded(sent_at)
+        self.limit.succeeded(self._clock() - sent_at, self._in_flight())
+
+    def answered(self, sent_at: float) -> None:
         """An answer that is no fault (a 4xx): the API is up."""
-        self.breaker.succeeded()
+        self.breaker.succeeded(sent_at)
 
-    def throttled(self, retry_after_s: float) -> None:
-        self.breaker.succeeded()
+    def throttled(self, sent_at: float, retry_after_s: float) -> None:
+        self.breaker.succeeded(sent_at)
         self.limit.throttled()
         self.throttle.hold(retry_after_s)
 

@@ -5,10 +5,13 @@ few of them as possible:
 
 - It starts small and grows by one per success (doubling each round trip)
   until the first 429 or the configured ceiling.
-- On a 429 it drops to what the API just sustained, by Little's law: the
-  accepted rate since the last resume times the mean latency. Under a rate
-  limit R that is about R x latency; under a concurrency cap K, about K. One
-  drop per throttling episode, however many requests the episode refused.
+- On a 429 it drops to what the API just sustained, by Little's law: over
+  the last round trip of successes, the sum of their latencies divided by the
+  time they took is the mean number in flight. Under a rate limit R that is
+  about R x latency; under a concurrency cap K, about K. One drop per
+  throttling episode, however many requests the episode refused. Without
+  enough successes to measure it halves; either way, when the measurement
+  was blind or made while ramping up, it probes back up quickly.
 - While jobs use the whole limit and no 429 comes for ``probe_interval_s``,
   it probes one higher, then two, then four: the API may allow more now.
 
@@ -26,12 +29,12 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
-_INITIAL = 8
-_LATENCY_SMOOTHING = 0.1
-# Accepted-rate estimates look this far back, and need this many successes.
-_RATE_WINDOW_S = 2.0
-_MIN_SAMPLES = 5
+_INITIAL = 2
+_MIN_SAMPLES = 10
+_KEPT_SAMPLES = 256
 _MAX_STEP = 16
+# After a drop it could not measure, the limit probes this much more often.
+_BLIND_PROBE_SPEEDUP = 30.0
 
 
 class AdaptiveLimit:
@@ -52,9 +55,9 @@ class AdaptiveLimit:
         self._step = 1
         self._changed_at = clock()
         self._calm_until = 0.0
-        self._active_since = clock()
+        self._blind = False
         self._latency_s = 0.0
-        self._successes: deque[float] = deque()
+        self._successes: deque[tuple[float, float]] = deque(maxlen=_KEPT_SAMPLES)
 
     def __call__(self) -> int:
         return self.value
@@ -62,13 +65,16 @@ class AdaptiveLimit:
     def succeeded(self, latency_s: float, in_flight: int) -> None:
         """A submission was accepted after ``latency_s``, with ``in_flight`` running."""
         now = self._clock()
-        self._remember(now, latency_s)
+        self._successes.append((now, latency_s))
         if in_flight < self.value or self.value >= self.ceiling:
             return
 
+        interval = self._probe_interval_s
+        if self._blind:
+            interval /= _BLIND_PROBE_SPEEDUP
         if self._slow_start:
             self.value += 1
-        elif now - self._changed_at >= self._probe_interval_s:
+        elif now - self._changed_at >= interval:
             self.value = min(self.ceiling, self.value + self._step)
             self._step = min(self._step * 2, _MAX_STEP)
             self._changed_at = now
@@ -81,44 +87,45 @@ class AdaptiveLimit:
             return  # the same throttling episode
 
         sustained = self._sustained()
-        lower = max(1, self.value - 1)
         before = self.value
-        self.value = (
-            max(1, min(lower, sustained)) if sustained else max(1, self.value // 2)
-        )
+        # Measured while still ramping up, or not at all: refine it soon.
+        self._blind = sustained is None or self._slow_start
+        if sustained is None:
+            self.value = max(1, self.value // 2)
+        else:
+            self.value = max(1, min(self.value - 1, sustained))
         self._slow_start = False
         self._step = 1
         self._changed_at = now
         # Every request in flight when the API started refusing may come back
         # 429; they are one episode, answered once.
-        self._calm_until = now + max(1.0, 4 * self._latency_s)
+        self._calm_until = now + max(1.0, 4 * self._mean_latency())
         log.info(
             "CXone throttled at %d jobs in flight; limit now %d", before, self.value
         )
 
     def resumed(self) -> None:
-        """Submissions go on after a hold: measure the accepted rate afresh."""
-        self._active_since = self._clock()
+        """Submissions go on after a hold: what came before it says nothing now."""
         self._successes.clear()
 
-    def _remember(self, now: float, latency_s: float) -> None:
-        if self._latency_s == 0.0:
-            self._latency_s = latency_s
-        else:
-            self._latency_s += _LATENCY_SMOOTHING * (latency_s - self._latency_s)
-        successes = self._successes
-        successes.append(now)
-        while successes and successes[0] < now - _RATE_WINDOW_S:
-            successes.popleft()
-
     def _sustained(self) -> int | None:
-        """Little's law over the recent past: accepted rate x latency."""
-        now = self._clock()
-        recent = [t for t in self._successes if t >= now - _RATE_WINDOW_S]
-        if len(recent) < _MIN_SAMPLES:
+        """Mean jobs in flight over the last two round trips of successes.
+
+        Little's law: the rate at which they completed times their mean latency.
+        """
+        wanted = max(_MIN_SAMPLES, 2 * self.value)
+        if len(self._successes) < wanted:
             return None
-        span = now - max(recent[0], self._active_since)
+        recent = list(self._successes)[-wanted:]
+        span = recent[-1][0] - recent[0][0]
         if span <= 0:
             return None
-        rate = len(recent) / span
-        return max(1, math.floor(rate * self._latency_s))
+        rate = (len(recent) - 1) / span
+        latency = sum(latency for _, latency in recent) / len(recent)
+        log.debug("sustained %.1f/s at %.1f ms", rate, latency * 1000)
+        return max(1, math.floor(rate * latency + 0.5))
+
+    def _mean_latency(self) -> float:
+        if not self._successes:
+            return 0.0
+        return sum(latency for _, latency in self._successes) / len(self._successes)

@@ -206,6 +206,10 @@ class Pipeline:
             return "buffer_full"
         return self._flow.pause_reason()
 
+    def room(self) -> int:
+        # Called from the consumer thread, like pause_reason.
+        return self.settings.buffer_max_records - self._scheduler.buffered
+
     def paused(self, reason: str, partitions: list[TopicPartition]) -> None:
         self._paused_at = time.monotonic()
         log.log(
@@ -230,18 +234,25 @@ class Pipeline:
             },
         )
 
-    async def assigned(self, partitions: list[TopicPartition]) -> None:
+    async def assigned(
+        self, partitions: list[TopicPartition], paused_for: str | None
+    ) -> None:
+        if not partitions:
+            return  # a cooperative rebalance that gave this member nothing
         for partition in partitions:
             self._tracker.assign(partition)
-        log.info("assigned %s", _names(partitions))
-        self._outputs.audit(
-            AuditType.PARTITIONS_ASSIGNED, details={"partitions": _names(partitions)}
-        )
+        details = {"partitions": _names(partitions)}
+        if paused_for is not None:
+            details["paused_for"] = paused_for
+        log.info("assigned %s%s", _names(partitions), " (paused)" if paused_for else "")
+        self._outputs.audit(AuditType.PARTITIONS_ASSIGNED, details=details)
 
     async def revoked(
         self, partitions: list[TopicPartition]
     ) -> dict[TopicPartition, int]:
         """Finish the partitions' jobs (within the grace period); say what to commit."""
+        if not partitions:
+            return {}
         self._drop_buffered(set(partitions))
         deadline = time.monotonic() + self.settings.grace_period_s
         tasks = [task for p in partitions for task in self._tasks.get(p, ())]

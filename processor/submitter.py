@@ -134,7 +134,7 @@ class Submitter:
         unauthorized = 0
         while True:
             probe = await self._flow.admit()
-            sent = time.perf_counter()
+            sent = self._flow.clock()
             try:
                 refused = await self._check_action(request, attempts)
                 if refused is not None:
@@ -142,10 +142,10 @@ class Submitter:
                     return refused
                 job = await self._api.submit_job(request)
             except ThrottledError as exc:
-                self._flow.throttled(exc.retry_after_s)
+                self._flow.throttled(sent, exc.retry_after_s)
                 continue
             except UnauthorizedError as exc:
-                self._flow.answered()
+                self._flow.answered(sent)
                 unauthorized += 1
                 if unauthorized >= _MAX_UNAUTHORIZED_IN_A_ROW:
                     raise _persistent_401(exc, unauthorized) from None
@@ -155,13 +155,13 @@ class Submitter:
                     continue  # an outage is not this job's fault
                 raise
             except RejectedError:
-                self._flow.answered()
+                self._flow.answered(sent)
                 raise
             except BaseException:
                 self._flow.unused(probe)
                 raise
 
-            self._flow.accepted(time.perf_counter() - sent)
+            self._flow.accepted(sent)
             latency_ms = (time.perf_counter() - started) * 1000
             return Submitted(job, attempts, latency_ms)
 

@@ -14,6 +14,7 @@ import math
 import random
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from processor.simulator.limits import TokenBucket
 Clock = Callable[[], float]
 
 _MAX_LIVE_TOKENS = 10_000
+_TIMELINE_LENGTH = 200_000
 
 
 @dataclass
@@ -73,6 +75,8 @@ class SimulatedApi:
         self.counters = Counters()
         self._tokens: dict[str, tuple[float, frozenset[str]]] = {}
         self._jobs: dict[tuple[str, str], _Job] = {}
+        # Accepted submissions in order: ("in" | "out", Idempotency-Key, time).
+        self.timeline: deque[tuple[str, str, float]] = deque(maxlen=_TIMELINE_LENGTH)
         self._extra_outages: list[tuple[str, Window]] = []
         self.configure(behaviour or Behaviour())
 
@@ -100,6 +104,7 @@ class SimulatedApi:
         self.counters = Counters()
         self._tokens.clear()
         self._jobs.clear()
+        self.timeline.clear()
         self._extra_outages.clear()
         self._started = self._clock()
         self.configure(self._behaviour)
@@ -214,8 +219,13 @@ class SimulatedApi:
             return refused
         return self._accept(action_id, idempotency_key)
 
-    def end_job(self, action_id: str) -> None:
+    def end_job(
+        self, action_id: str, reply: Reply | None = None, key: str | None = None
+    ) -> None:
+        """The answer to a job submission has been sent."""
         self.counters.leave(action_id)
+        if reply is not None and reply.status == 202 and key:
+            self.timeline.append(("out", key, self._clock()))
 
     def unknown_request(self) -> Reply:
         """Any method and path outside the documented API."""
@@ -314,6 +324,8 @@ class SimulatedApi:
         key = (action_id, idempotency_key) if idempotency_key else None
         job = self._jobs.get(key) if key is not None else None
 
+        if idempotency_key:
+            self.timeline.append(("in", idempotency_key, self._clock()))
         if job is not None:
             counters.duplicates += 1
         else:
@@ -335,6 +347,8 @@ class SimulatedApi:
 
     def _throttled(self, wait_s: float, message: str) -> Reply:
         headers: dict[str, str] = {}
+        if self._behaviour.retry_after_s is not None:
+            wait_s = self._behaviour.retry_after_s
         match self._behaviour.retry_after:
             case "seconds":
                 headers["Retry-After"] = str(max(1, math.ceil(wait_s)))

@@ -113,6 +113,8 @@ class Behaviour:
     rate_burst: float | None = None
     max_concurrency: int | None = None
     retry_after: RetryAfterStyle = "seconds"
+    # A fixed wait every 429 asks for, instead of the time to the next token.
+    retry_after_s: float | None = None
     error_rate: float = 0.0
     outages: tuple[Window, ...] = ()
     token_outages: tuple[Window, ...] = ()

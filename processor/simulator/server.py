@@ -113,12 +113,13 @@ class Simulator:
                 await asyncio.sleep(reply.delay_s)
             return _respond(reply)
         finally:
-            self.api.end_job(action_id)
+            self.api.end_job(action_id, reply, headers.get("Idempotency-Key"))
 
     async def _admin(self, request: web.BaseRequest, name: str) -> web.StreamResponse:
         handlers = {
             ("GET", "stats"): self._stats,
             ("GET", "config"): self._config,
+            ("GET", "timeline"): self._timeline,
             ("POST", "config"): self._reconfigure,
             ("POST", "reset"): self._reset,
             ("POST", "outage"): self._outage,
@@ -134,6 +135,9 @@ class Simulator:
 
     async def _stats(self, _request: web.BaseRequest) -> dict[str, Any]:
         return self.api.stats()
+
+    async def _timeline(self, _request: web.BaseRequest) -> dict[str, Any]:
+        return {"timeline": list(self.api.timeline)}
 
     async def _config(self, _request: web.BaseRequest) -> dict[str, Any]:
         return self.api.behaviour.describe()
@@ -190,6 +194,10 @@ class SimulatorThread:
 
     def stats(self) -> dict[str, Any]:
         return self._call(_run(self.simulator.api.stats))
+
+    def timeline(self) -> list[tuple[str, str, float]]:
+        """Accepted submissions: ("in" | "out", Idempotency-Key, monotonic time)."""
+        return self._call(_run(lambda: list(self.simulator.api.timeline)))
 
     def configure(self, **changes: Any) -> None:
         api = self.simulator.api

@@ -30,7 +30,7 @@ def test_it_starts_small_and_grows_while_jobs_fill_it() -> None:
 
     run(limit, clock, 1.0, 200, 0.05)
 
-    assert start == 8
+    assert start == 2
     assert limit.value == 64
 
 
@@ -40,9 +40,9 @@ def test_it_does_not_grow_while_jobs_leave_it_unused() -> None:
 
     for _ in range(100):
         clock.now += 0.01
-        limit.succeeded(0.05, in_flight=2)
+        limit.succeeded(0.05, in_flight=1)
 
-    assert limit.value == 8
+    assert limit.value == 2
 
 
 def test_a_429_settles_at_what_a_rate_limit_sustained() -> None:
@@ -87,6 +87,7 @@ def test_without_measurements_a_429_halves_the_limit_and_never_below_one() -> No
     clock = Clock()
     limit = AdaptiveLimit(64, clock=clock)
 
+    limit.value = 8
     limit.throttled()
     assert limit.value == 4
     for _ in range(5):
@@ -110,3 +111,14 @@ def test_it_probes_higher_after_a_quiet_interval_and_never_past_the_ceiling() ->
     assert limit.value == 8
     run(limit, clock, 60.0, 100, 0.05)
     assert limit.value == 12
+
+
+def test_after_a_blind_drop_it_probes_back_up_quickly() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit(64, probe_interval_s=30, clock=clock)
+    limit.value = 8
+
+    limit.throttled()  # nothing measured yet: halve
+    run(limit, clock, 5.0, 100, 0.05)
+
+    assert limit.value > 4
