@@ -65,10 +65,16 @@ class Sink(Protocol):
     def commit_failed(self, positions: dict[Partition, int]) -> None: ...
 
 
+# librdkafka prefetches up to 100,000 records (64 MB) per partition by default;
+# the pipeline keeps its own bounded buffer, so a small prefetch keeps memory
+# flat whatever the backlog. KAFKA_* settings override these.
+_PREFETCH = {"queued.min.messages": 1000, "queued.max.messages.kbytes": 1024}
+
+
 def consumer_config(
     settings: Settings, on_commit: Callable[..., None]
 ) -> dict[str, Any]:
-    return settings.consumer_config(
+    return _PREFETCH | settings.consumer_config(
         **{
             "group.id": settings.group_id,
             "client.id": f"{settings.instance_id}-consumer",

@@ -5,7 +5,8 @@ few of them as possible:
 
 - It starts small and grows by one per success (doubling each round trip)
   until the first 429 or the configured ceiling.
-- On a 429 it drops to what the API just sustained, by Little's law: over
+- A probe that fails goes back to the limit that held before it. Any other
+  429 drops the limit to what the API just sustained, by Little's law: over
   the last round trip of successes, the sum of their latencies divided by the
   time they took is the mean number in flight. Under a rate limit R that is
   about R x latency; under a concurrency cap K, about K. One drop per
@@ -13,7 +14,9 @@ few of them as possible:
   enough successes to measure it halves; either way, when the measurement
   was blind or made while ramping up, it probes back up quickly.
 - While jobs use the whole limit and no 429 comes for ``probe_interval_s``,
-  it probes one higher, then two, then four: the API may allow more now.
+  it probes one higher, then two, then four: the API may allow more now. A
+  probe that fails doubles the wait before the next one (up to five minutes),
+  since each costs a Retry-After of silence; one that holds resets it.
 
 The limit never exceeds the ceiling (``PROCESSOR_MAX_IN_FLIGHT``) and never
 falls below one.
@@ -33,6 +36,8 @@ _INITIAL = 2
 _MIN_SAMPLES = 10
 _KEPT_SAMPLES = 256
 _MAX_STEP = 16
+# Probes that keep failing back off to at most this long apart.
+_MAX_PROBE_WAIT_S = 300.0
 # After a drop it could not measure, the limit probes this much more often.
 _BLIND_PROBE_SPEEDUP = 30.0
 
@@ -54,6 +59,10 @@ class AdaptiveLimit:
         self._slow_start = True
         self._step = 1
         self._changed_at = clock()
+        self._wait_s = probe_interval_s
+        self._probing = False
+        # The highest limit that ran a whole probe interval without a 429.
+        self._safe: int | None = None
         self._calm_until = 0.0
         self._blind = False
         self._latency_s = 0.0
@@ -69,12 +78,16 @@ class AdaptiveLimit:
         if in_flight < self.value or self.value >= self.ceiling:
             return
 
-        interval = self._probe_interval_s
+        interval = self._wait_s
         if self._blind:
-            interval /= _BLIND_PROBE_SPEEDUP
+            interval = self._probe_interval_s / _BLIND_PROBE_SPEEDUP
         if self._slow_start:
             self.value += 1
         elif now - self._changed_at >= interval:
+            if self._probing:
+                self._wait_s = self._probe_interval_s  # the last probe held
+            self._probing = True
+            self._safe = self.value  # it held for a whole interval
             self.value = min(self.ceiling, self.value + self._step)
             self._step = min(self._step * 2, _MAX_STEP)
             self._changed_at = now
@@ -86,14 +99,22 @@ class AdaptiveLimit:
         if now < self._calm_until:
             return  # the same throttling episode
 
-        sustained = self._sustained()
+        measured = self._measured()
         before = self.value
-        # Measured while still ramping up, or not at all: refine it soon.
-        self._blind = sustained is None or self._slow_start
-        if sustained is None:
+        if self._probing and not self._blind:
+            # A probe failed: the API has not changed; ask less often.
+            self._wait_s = min(2 * self._wait_s, _MAX_PROBE_WAIT_S)
+        if self._probing and self._safe is not None and not self._blind:
+            # A probe above a limit that held: go back to the one that held.
+            self.value = self._safe
+        elif measured is None:
             self.value = max(1, self.value // 2)
         else:
-            self.value = max(1, min(self.value - 1, sustained))
+            # Refused at a limit that held before, or never probed: measure.
+            self.value = max(1, min(self.value - 1, measured))
+            self._safe = None
+        self._blind = measured is None or self._slow_start
+        self._probing = False
         self._slow_start = False
         self._step = 1
         self._changed_at = now
@@ -108,7 +129,7 @@ class AdaptiveLimit:
         """Submissions go on after a hold: what came before it says nothing now."""
         self._successes.clear()
 
-    def _sustained(self) -> int | None:
+    def _measured(self) -> int | None:
         """Mean jobs in flight over the last two round trips of successes.
 
         Little's law: the rate at which they completed times their mean latency.

@@ -119,6 +119,9 @@ class Outputs:
         key = request.request_id.encode()
         self._produce(self._settings.results_topic, key, value, headers, on_ack)
 
+    # Known limitation: a request close to the broker's message.max.bytes,
+    # dead-lettered with its value unchanged plus the envelope, can exceed that
+    # limit; the broker refuses it and the processor stops rather than lose it.
     def dead_letter(
         self,
         record: Record,

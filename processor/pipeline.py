@@ -26,7 +26,7 @@ from processor.auth import TokenSource
 from processor.breaker import Breaker
 from processor.consumer import ConsumerThread
 from processor.cxone import CxoneApi
-from processor.errors import ProcessorError, RetryableApiError
+from processor.errors import AuthenticationError, ProcessorError, RetryableApiError
 from processor.flow import FlowControl
 from processor.limiter import AdaptiveLimit
 from processor.offsets import OffsetTracker, TopicPartition
@@ -301,8 +301,11 @@ class Pipeline:
         tasks = self._tasks.get(job.payload.record.topic_partition)
         if tasks is not None:
             tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            error = task.exception()
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, AuthenticationError):
+            # Credentials refused mid-run: every job would fail the same way.
+            self._fail(error)
+        elif error is not None:
             log.error("a job failed unexpectedly", exc_info=error)
             self._fail(ProcessorError(f"a job failed unexpectedly: {error!r}"))
         self._dispatch()

@@ -169,6 +169,9 @@ class Reader:
     def _writer_by_id(self, schema_id: int) -> Any:
         if schema_id in self._by_id:
             return self._by_id[schema_id]
+        # Known limitation: a registry that cannot be reached at that moment
+        # makes the record an invalid request (dead-lettered, replayable), not
+        # a retry.
         if self._registry is None:
             raise InvalidRequest(
                 f"Schema Registry framing (schema id {schema_id}) but no "

@@ -15,7 +15,11 @@ Listener = Callable[[float], None]
 
 
 class Throttle:
-    """Holds submissions until a deadline the API set."""
+    """Holds submissions until a deadline the API set.
+
+    Known limitation: the hold is per process. Other instances of the group
+    learn of the API's limit from their own 429s.
+    """
 
     def __init__(
         self,

@@ -7,6 +7,7 @@ import uuid
 from collections import Counter, defaultdict
 from typing import Any
 
+import pytest
 from confluent_kafka import Consumer
 
 from processor.simulator import Behaviour, Latency
@@ -145,10 +146,19 @@ def test_unordered_mode_really_overlaps_jobs_of_one_key(rig: RigFactory) -> None
     assert events != ["in", "out"] * 60
 
 
-def test_under_a_rate_limit_the_limit_settles_near_rate_times_latency(
-    rig: RigFactory,
+@pytest.mark.parametrize(
+    ("limit", "low", "high", "refusals"),
+    [
+        # Little's law: 100 jobs/s x 50 ms = 5 in flight.
+        ({"rate_limit_per_s": 100}, 3, 7, "throttled_rate"),
+        ({"max_concurrency": 6}, 5, 6, "throttled_concurrency"),
+    ],
+    ids=["rate-limit", "concurrency-cap"],
+)
+def test_the_in_flight_limit_settles_near_what_the_api_sustains(
+    rig: RigFactory, limit: dict[str, int], low: int, high: int, refusals: str
 ) -> None:
-    behaviour = Behaviour(rate_limit_per_s=100, latency=Latency(50, 5))
+    behaviour = Behaviour(latency=Latency(50, 5)).changed(limit)
     world = rig(behaviour, partitions=4)
     world.produce((f"k{i}".encode(), request(i)) for i in range(1500))
 
@@ -158,26 +168,8 @@ def test_under_a_rate_limit_the_limit_settles_near_rate_times_latency(
     stats = world.simulator.stats()
     details = stopped_details(audit_events(world, 3000))
 
-    # Little's law: 100 jobs/s x 50 ms = 5 in flight.
-    assert 3 <= int(details["in_flight_limit"]) <= 7
-    assert stats["throttled_rate"] / stats["submissions"] <= 0.05
-
-
-def test_under_a_concurrency_cap_the_limit_settles_near_the_cap(
-    rig: RigFactory,
-) -> None:
-    behaviour = Behaviour(max_concurrency=6, latency=Latency(50, 5))
-    world = rig(behaviour, partitions=4)
-    world.produce((f"k{i}".encode(), request(i)) for i in range(1500))
-
-    processor = world.start(PROCESSOR_MAX_IN_FLIGHT="64")
-    world.read("results", 1500, timeout=180)
-    processor.stop()
-    stats = world.simulator.stats()
-    details = stopped_details(audit_events(world, 3000))
-
-    assert 5 <= int(details["in_flight_limit"]) <= 6
-    assert stats["throttled_concurrency"] / stats["submissions"] <= 0.05
+    assert low <= int(details["in_flight_limit"]) <= high
+    assert stats[refusals] / stats["submissions"] <= 0.05
 
 
 def test_an_outage_opens_the_breaker_and_dead_letters_nothing(rig: RigFactory) -> None:

@@ -2,39 +2,11 @@
 
 from __future__ import annotations
 
-import time
-import uuid
-
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from tests.conftest import TopicFactory
+from tests.pipeline_support import read
 from tests.support import CallbackGuard
-
-
-def consume_all(
-    bootstrap: str, topic: str, expected: int, timeout: float = 60.0
-) -> list[Message]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"test-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    received: list[Message] = []
-    try:
-        consumer.subscribe([topic])
-        deadline = time.monotonic() + timeout
-        while len(received) < expected and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            assert message.error() is None, message.error()
-            received.append(message)
-    finally:
-        consumer.close()
-    return received
 
 
 def test_records_produced_with_acks_all_are_consumed_back(
@@ -55,7 +27,7 @@ def test_records_produced_with_acks_all_are_consumed_back(
         producer.produce(topic, value, key, on_delivery=callback_guard.wrap(delivered))
     assert producer.flush(30) == 0
 
-    received = consume_all(bootstrap, topic, len(sent))
+    received = read(bootstrap, topic, len(sent), settle=0)
 
     assert failures == []
     assert {m.key(): m.value() for m in received} == {

@@ -9,7 +9,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from processor.localkafka import LocalKafka
-from tests.integration.test_kafka import consume_all
+from tests.pipeline_support import read
 from tests.support import CallbackGuard
 
 
@@ -55,7 +55,7 @@ def test_one_node_down_still_takes_acks_all_writes_and_serves_every_record(
             on_delivery=callback_guard.wrap(delivered),
         )
     remaining = producer.flush(90)
-    received = consume_all(bootstrap, "replicated", 600)
+    received = read(bootstrap, "replicated", 600, settle=0)
     down_while_reading = not cluster.nodes[2].running
     cluster.start_node(2)
 

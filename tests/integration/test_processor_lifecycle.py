@@ -166,14 +166,7 @@ def test_an_invalid_setting_stops_run_before_it_consumes(
     world.produce([(b"1", request(1))])
     env = world.env(**{name: value})
 
-    done = subprocess.run(
-        [sys.executable, "-m", "processor", "run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _run_once(env)
 
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1
@@ -191,14 +184,7 @@ def test_wrong_credentials_stop_run_with_a_clear_line_and_no_secret(
     world.produce([(b"1", request(1))])
     env = world.env(CXONE_CLIENT_SECRET="wrong-secret-value")
 
-    done = subprocess.run(
-        [sys.executable, "-m", "processor", "run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _run_once(env)
 
     assert done.returncode == 1
     assert "CXone refused the client credentials" in done.stderr
@@ -227,3 +213,15 @@ def test_a_second_instance_takes_over_partitions_without_losing_or_repeating(
     assert stats["duplicates"] == 0
     assert "revoked" in first.log()
     assert "assigned" in second.log()
+
+
+def _run_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``cxone-processor run`` that is expected to stop by itself."""
+    return subprocess.run(
+        [sys.executable, "-m", "processor", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

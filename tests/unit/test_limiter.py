@@ -122,3 +122,42 @@ def test_after_a_blind_drop_it_probes_back_up_quickly() -> None:
     run(limit, clock, 5.0, 100, 0.05)
 
     assert limit.value > 4
+
+
+def test_a_failed_probe_doubles_the_wait_before_the_next() -> None:
+    clock = Clock()
+    limit = AdaptiveLimit(64, probe_interval_s=10, clock=clock)
+    limit.value = 10
+    limit._slow_start = False
+    limit._changed_at = clock.now
+
+    run(limit, clock, 10.5, 100, 0.1)  # probe to 11 ...
+    assert limit.value == 11
+    clock.now += 2
+    limit.throttled()  # ... which fails
+    settled = limit.value
+    run(limit, clock, 15.0, 100, 0.1)
+
+    assert limit.value == settled, "no probe 15 s later: the wait is now 20 s"
+    run(limit, clock, 6.0, 100, 0.1)
+    assert limit.value == settled + 1
+
+
+def test_a_failed_probe_returns_to_the_limit_that_held_and_a_change_is_measured() -> (
+    None
+):
+    clock = Clock()
+    limit = AdaptiveLimit(64, probe_interval_s=10, clock=clock)
+    limit.value = 10
+    limit._slow_start = False
+    limit._changed_at = clock.now
+
+    run(limit, clock, 10.5, 200, 0.05)
+    assert limit.value == 11
+    limit.throttled()
+    assert limit.value == 10, "back to the limit that held, whatever was measured"
+
+    clock.now += 5
+    run(limit, clock, 2.0, 100, 0.05)  # the API now sustains half as much
+    limit.throttled()
+    assert 4 <= limit.value <= 6
