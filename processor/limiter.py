@@ -40,6 +40,7 @@ _MAX_STEP = 16
 _MAX_PROBE_WAIT_S = 300.0
 # After a drop it could not measure, the limit probes this much more often.
 _BLIND_PROBE_SPEEDUP = 30.0
+_QUICK_STEP = 2
 
 
 class AdaptiveLimit:
@@ -89,7 +90,10 @@ class AdaptiveLimit:
             self._probing = True
             self._safe = self.value  # it held for a whole interval
             self.value = min(self.ceiling, self.value + self._step)
-            self._step = min(self._step * 2, _MAX_STEP)
+            if not self._blind:
+                # Quick probes climb evenly, so the first refusal lands just
+                # above the limit; slow ones may have far to go.
+                self._step = min(self._step * 2, _MAX_STEP)
             self._changed_at = now
             log.debug("probing a higher in-flight limit: %d", self.value)
 
@@ -104,9 +108,10 @@ class AdaptiveLimit:
         if self._probing and not self._blind:
             # A probe failed: the API has not changed; ask less often.
             self._wait_s = min(2 * self._wait_s, _MAX_PROBE_WAIT_S)
-        if self._probing and self._safe is not None and not self._blind:
+        if self._probing and self._safe is not None:
             # A probe above a limit that held: go back to the one that held.
             self.value = self._safe
+            measured = self._safe
         elif measured is None:
             self.value = max(1, self.value // 2)
         else:
@@ -116,7 +121,7 @@ class AdaptiveLimit:
         self._blind = measured is None or self._slow_start
         self._probing = False
         self._slow_start = False
-        self._step = 1
+        self._step = _QUICK_STEP if self._blind else 1
         self._changed_at = now
         # Every request in flight when the API started refusing may come back
         # 429; they are one episode, answered once.
