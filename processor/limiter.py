@@ -66,7 +66,6 @@ class AdaptiveLimit:
         self._safe: int | None = None
         self._calm_until = 0.0
         self._blind = False
-        self._latency_s = 0.0
         self._successes: deque[tuple[float, float]] = deque(maxlen=_KEPT_SAMPLES)
 
     def __call__(self) -> int:

@@ -177,9 +177,6 @@ class Outputs:
         """Serve delivery reports; call it often from the event loop's thread."""
         self._producer.poll(0)
 
-    def in_queue(self) -> int:
-        return len(self._producer)
-
     def flush(self, timeout_s: float) -> int:
         """Wait for every delivery; returns how many are still outstanding."""
         remaining: int = self._producer.flush(timeout_s)

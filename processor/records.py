@@ -23,12 +23,6 @@ class Record:
     def topic_partition(self) -> tuple[str, int]:
         return (self.topic, self.partition)
 
-    def header(self, name: str) -> bytes | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
     @property
     def size(self) -> int:
         return len(self.value or b"") + len(self.key or b"")

@@ -9,25 +9,11 @@ from processor.actions import ActionCache
 from processor.auth import TokenSource
 from processor.cxone import CxoneApi
 from processor.errors import RejectedError, RetryableApiError
-from processor.settings import load
+from tests.fakes import CXONE_BASE, FakeTime, cxone_settings
 
-BASE = "http://cxone.test"
-SETTINGS = load(
-    environ={
-        "CXONE_BASE_URL": BASE,
-        "CXONE_CLIENT_ID": "id",
-        "CXONE_CLIENT_SECRET": "top-secret",
-    }
-)
+BASE = CXONE_BASE
+SETTINGS = cxone_settings()
 TTL = 60.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeCxone:
@@ -57,14 +43,14 @@ class FakeCxone:
         )
 
 
-def cache_over(cxone: FakeCxone, clock: FakeClock) -> ActionCache:
+def cache_over(cxone: FakeCxone, clock: FakeTime) -> ActionCache:
     client = httpx.AsyncClient(transport=httpx.MockTransport(cxone))
     api = CxoneApi(client, TokenSource(client, SETTINGS, clock=clock), BASE)
     return ActionCache(api, TTL, clock=clock)
 
 
 async def test_a_status_is_cached_for_the_ttl_then_read_again() -> None:
-    cxone, clock = FakeCxone(), FakeClock()
+    cxone, clock = FakeCxone(), FakeTime()
     cache = cache_over(cxone, clock)
 
     first = await cache.status("send-sms")
@@ -84,7 +70,7 @@ async def test_a_status_is_cached_for_the_ttl_then_read_again() -> None:
 
 
 async def test_actions_are_cached_separately() -> None:
-    cxone, clock = FakeCxone(), FakeClock()
+    cxone, clock = FakeCxone(), FakeTime()
     cxone.statuses["other"] = "DRAFT"
     cache = cache_over(cxone, clock)
 
@@ -95,7 +81,7 @@ async def test_actions_are_cached_separately() -> None:
 
 async def test_concurrent_look_ups_of_one_action_make_one_get() -> None:
     cxone = FakeCxone(delay=0.01)
-    cache = cache_over(cxone, FakeClock())
+    cache = cache_over(cxone, FakeTime())
 
     answers = await asyncio.gather(*(cache.status("send-sms") for _ in range(50)))
 
@@ -105,7 +91,7 @@ async def test_concurrent_look_ups_of_one_action_make_one_get() -> None:
 
 async def test_an_unknown_action_is_remembered_as_unknown() -> None:
     cxone = FakeCxone()
-    cache = cache_over(cxone, FakeClock())
+    cache = cache_over(cxone, FakeTime())
 
     first = await cache.status("missing")
     second = await cache.status("missing")
@@ -119,7 +105,7 @@ async def test_an_unknown_action_is_remembered_as_unknown() -> None:
 async def test_a_server_error_is_raised_and_not_cached() -> None:
     cxone = FakeCxone()
     cxone.scripted.append(httpx.Response(503, text="down for maintenance"))
-    cache = cache_over(cxone, FakeClock())
+    cache = cache_over(cxone, FakeTime())
 
     with pytest.raises(RetryableApiError) as caught:
         await cache.status("send-sms")
@@ -133,7 +119,7 @@ async def test_a_server_error_is_raised_and_not_cached() -> None:
 async def test_concurrent_callers_all_see_a_failed_read() -> None:
     cxone = FakeCxone(delay=0.01)
     cxone.scripted.append(httpx.Response(503))
-    cache = cache_over(cxone, FakeClock())
+    cache = cache_over(cxone, FakeTime())
 
     results = await asyncio.gather(
         *(cache.status("send-sms") for _ in range(5)), return_exceptions=True
@@ -146,7 +132,7 @@ async def test_concurrent_callers_all_see_a_failed_read() -> None:
 async def test_other_client_errors_are_rejections_and_not_cached() -> None:
     cxone = FakeCxone()
     cxone.scripted.append(httpx.Response(403, text="forbidden"))
-    cache = cache_over(cxone, FakeClock())
+    cache = cache_over(cxone, FakeTime())
 
     with pytest.raises(RejectedError) as caught:
         await cache.status("send-sms")
@@ -158,7 +144,7 @@ async def test_other_client_errors_are_rejections_and_not_cached() -> None:
 async def test_an_answer_without_a_status_is_retryable() -> None:
     cxone = FakeCxone()
     cxone.scripted.append(httpx.Response(200, json={"id": "send-sms"}))
-    cache = cache_over(cxone, FakeClock())
+    cache = cache_over(cxone, FakeTime())
 
     with pytest.raises(RetryableApiError, match="no status"):
         await cache.status("send-sms")
@@ -166,7 +152,7 @@ async def test_an_answer_without_a_status_is_retryable() -> None:
 
 async def test_a_cancelled_reader_does_not_strand_the_others() -> None:
     cxone = FakeCxone(delay=0.01)
-    cache = cache_over(cxone, FakeClock())
+    cache = cache_over(cxone, FakeTime())
     first = asyncio.create_task(cache.status("send-sms"))
     await asyncio.sleep(0)  # let it start the read
     waiter = asyncio.create_task(cache.status("send-sms"))

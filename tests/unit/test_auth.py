@@ -9,24 +9,11 @@ import pytest
 
 from processor.auth import TokenSource
 from processor.errors import AuthenticationError, RetryableApiError
-from processor.settings import DEFAULT_SCOPE, load
+from processor.settings import DEFAULT_SCOPE
+from tests.fakes import FakeTime, cxone_settings
 
-SETTINGS = load(
-    environ={
-        "CXONE_BASE_URL": "http://cxone.test",
-        "CXONE_CLIENT_ID": "id",
-        "CXONE_CLIENT_SECRET": "top-secret",
-    }
-)
+SETTINGS = cxone_settings()
 Handler = Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class TokenEndpoint:
@@ -50,9 +37,9 @@ class TokenEndpoint:
         )
 
 
-def source(handler: Handler, clock: FakeClock | None = None) -> TokenSource:
+def source(handler: Handler, clock: FakeTime | None = None) -> TokenSource:
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return TokenSource(client, SETTINGS, clock=clock or FakeClock())
+    return TokenSource(client, SETTINGS, clock=clock or FakeTime())
 
 
 async def test_the_client_credentials_form_is_sent() -> None:
@@ -72,7 +59,7 @@ async def test_the_client_credentials_form_is_sent() -> None:
 
 
 async def test_the_token_is_reused_then_refreshed_a_fifth_early() -> None:
-    endpoint, clock = TokenEndpoint(expires_in=100), FakeClock()
+    endpoint, clock = TokenEndpoint(expires_in=100), FakeTime()
     tokens = source(endpoint, clock)
 
     assert await tokens.token() == "tok-1"
@@ -86,7 +73,7 @@ async def test_the_token_is_reused_then_refreshed_a_fifth_early() -> None:
 
 
 async def test_a_long_lived_token_is_refreshed_at_most_a_minute_early() -> None:
-    endpoint, clock = TokenEndpoint(expires_in=3600), FakeClock()
+    endpoint, clock = TokenEndpoint(expires_in=3600), FakeTime()
     tokens = source(endpoint, clock)
     await tokens.token()
 
@@ -107,7 +94,7 @@ async def test_concurrent_callers_share_one_request() -> None:
 
 
 async def test_invalidate_forces_a_new_token_only_for_the_current_one() -> None:
-    endpoint, clock = TokenEndpoint(expires_in=100), FakeClock()
+    endpoint, clock = TokenEndpoint(expires_in=100), FakeTime()
     tokens = source(endpoint, clock)
     first = await tokens.token()
 

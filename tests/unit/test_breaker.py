@@ -5,18 +5,11 @@ from __future__ import annotations
 import asyncio
 
 from processor.breaker import Breaker, State
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes import FakeTime
 
 
 def tripped() -> Breaker:
-    breaker = Breaker(window=10, min_samples=4, first_probe_s=0.0, clock=Clock())
+    breaker = Breaker(window=10, min_samples=4, first_probe_s=0.0, clock=FakeTime())
     for _ in range(4):
         breaker.failed()
     return breaker
@@ -85,7 +78,7 @@ async def test_a_failed_probe_passes_the_next_probe_to_another_waiter() -> None:
 
 
 async def test_probe_intervals_grow_after_each_failed_probe() -> None:
-    clock = Clock()
+    clock = FakeTime()
     breaker = Breaker(window=10, min_samples=4, first_probe_s=10.0, clock=clock)
     for _ in range(4):
         breaker.failed()

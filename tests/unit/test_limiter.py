@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from processor.limiter import AdaptiveLimit
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes import FakeTime
 
 
 def run(
-    limit: AdaptiveLimit, clock: Clock, seconds: float, rate: float, latency: float
+    limit: AdaptiveLimit, clock: FakeTime, seconds: float, rate: float, latency: float
 ) -> None:
     """Successes at ``rate`` per second, each with the whole limit in flight."""
     steps = int(seconds * rate)
@@ -24,7 +17,7 @@ def run(
 
 
 def test_it_starts_small_and_grows_while_jobs_fill_it() -> None:
-    clock = Clock()
+    clock = FakeTime(100)
     limit = AdaptiveLimit(64, clock=clock)
     start = limit.value
 
@@ -35,7 +28,7 @@ def test_it_starts_small_and_grows_while_jobs_fill_it() -> None:
 
 
 def test_it_does_not_grow_while_jobs_leave_it_unused() -> None:
-    clock = Clock()
+    clock = FakeTime(100)
     limit = AdaptiveLimit(64, clock=clock)
 
     for _ in range(100):
@@ -46,7 +39,7 @@ def test_it_does_not_grow_while_jobs_leave_it_unused() -> None:
 
 
 def test_a_429_settles_at_what_a_rate_limit_sustained() -> None:
-    clock = Clock()
+    clock = FakeTime(100)
     limit = AdaptiveLimit(64, clock=clock)
     limit.value = 30
     limit._slow_start = False
@@ -58,7 +51,7 @@ def test_a_429_settles_at_what_a_rate_limit_sustained() -> None:
 
 
 def test_a_429_settles_at_a_concurrency_cap() -> None:
-    clock = Clock()
+    clock = FakeTime(100)
     limit = AdaptiveLimit(64, clock=clock)
     limit.value = 20
     limit._slow_start = False
@@ -70,7 +63,7 @@ def test_a_429_settles_at_a_concurrency_cap() -> None:
 
 
 def test_one_episode_of_429s_lowers_the_limit_once() -> None:
-    clock = Clock()
+    clock = FakeTime(100)
     limit = AdaptiveLimit(64, clock=clock)
     limit.value = 20
     run(limit, clock, 2.0, 200, 0.05)
@@ -84,7 +77,7 @@ def test_one_episode_of_429s_lowers_the_limit_once() -> None:
 
 
 def test_without_measurements_a_429_halves_the_limit_and_never_below_one() -> None:
-    clock = Clock()
+    clock = FakeTime(100)
     limit = AdaptiveLimit(64, clock=clock)
 
     limit.value = 8
@@ -97,7 +90,7 @@ def test_without_measurements_a_429_halves_the_limit_and_never_below_one() -> No
 
 
 def test_it_probes_higher_after_a_quiet_interval_and_never_past_the_ceiling() -> None:
-    clock = Clock()
+    clock = FakeTime(100)
     limit = AdaptiveLimit(12, probe_interval_s=10, clock=clock)
     limit.value = 5
     limit._slow_start = False
@@ -114,7 +107,7 @@ def test_it_probes_higher_after_a_quiet_interval_and_never_past_the_ceiling() ->
 
 
 def test_after_a_blind_drop_it_probes_back_up_quickly() -> None:
-    clock = Clock()
+    clock = FakeTime(100)
     limit = AdaptiveLimit(64, probe_interval_s=30, clock=clock)
     limit.value = 8
 
@@ -125,7 +118,7 @@ def test_after_a_blind_drop_it_probes_back_up_quickly() -> None:
 
 
 def test_a_failed_probe_doubles_the_wait_before_the_next() -> None:
-    clock = Clock()
+    clock = FakeTime(100)
     limit = AdaptiveLimit(64, probe_interval_s=10, clock=clock)
     limit.value = 10
     limit._slow_start = False
@@ -146,7 +139,7 @@ def test_a_failed_probe_doubles_the_wait_before_the_next() -> None:
 def test_a_failed_probe_returns_to_the_limit_that_held_and_a_change_is_measured() -> (
     None
 ):
-    clock = Clock()
+    clock = FakeTime(100)
     limit = AdaptiveLimit(64, probe_interval_s=10, clock=clock)
     limit.value = 10
     limit._slow_start = False

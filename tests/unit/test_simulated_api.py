@@ -8,20 +8,13 @@ from email.utils import parsedate_to_datetime
 import pytest
 
 from processor.simulator import Behaviour, SimulatedApi, Window
+from tests.fakes import FakeTime
 
 JOB = json.dumps({"input": {"sourceId": "s"}, "options": {"async": True}}).encode()
 
 
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_api(**rules: object) -> tuple[SimulatedApi, FakeClock]:
-    clock = FakeClock()
+def make_api(**rules: object) -> tuple[SimulatedApi, FakeTime]:
+    clock = FakeTime(1000)
     api = SimulatedApi(
         Behaviour().changed(rules), clock=clock, wall_clock=lambda: 1_800_000_000.0
     )

@@ -10,34 +10,15 @@ from processor.flow import FlowControl
 from processor.jobs import JobRequest
 from processor.limiter import AdaptiveLimit
 from processor.outcomes import Failed, Reason, Submitted
-from processor.settings import load
 from processor.submitter import RetryPolicy, Submitter
 from processor.throttle import Throttle
+from tests.fakes import CXONE_BASE, FakeTime, cxone_settings
 
-BASE = "http://cxone.test"
-SETTINGS = load(
-    environ={
-        "CXONE_BASE_URL": BASE,
-        "CXONE_CLIENT_ID": "id",
-        "CXONE_CLIENT_SECRET": "top-secret",
-    }
-)
+BASE = CXONE_BASE
+SETTINGS = cxone_settings()
 POLICY = RetryPolicy(max_attempts=3, initial_s=0.01, max_s=0.02)
 REQUEST = JobRequest("req-42", "send-sms", {"to": "+15550100"}, {"async": True})
 JOBS_PATH = "/api/v2/data-actions/send-sms/jobs"
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 class FakeCxone:

@@ -3,21 +3,7 @@ from __future__ import annotations
 import asyncio
 
 from processor.throttle import Throttle
-
-
-class FakeTime:
-    """A clock and an async sleep that moves it instead of waiting."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+from tests.fakes import FakeTime
 
 
 def throttle_with(time: FakeTime) -> tuple[Throttle, list[float]]:
@@ -28,7 +14,7 @@ def throttle_with(time: FakeTime) -> tuple[Throttle, list[float]]:
 
 
 async def test_wait_returns_at_once_when_not_held() -> None:
-    time = FakeTime()
+    time = FakeTime(1000)
     throttle, _ = throttle_with(time)
 
     await throttle.wait()
@@ -38,7 +24,7 @@ async def test_wait_returns_at_once_when_not_held() -> None:
 
 
 async def test_wait_sleeps_until_the_deadline() -> None:
-    time = FakeTime()
+    time = FakeTime(1000)
     throttle, _ = throttle_with(time)
     throttle.hold(5.0)
     time.now += 1.5
@@ -51,7 +37,7 @@ async def test_wait_sleeps_until_the_deadline() -> None:
 
 
 async def test_a_hold_is_announced_once_per_episode() -> None:
-    time = FakeTime()
+    time = FakeTime(1000)
     throttle, holds = throttle_with(time)
 
     throttle.hold(2.0)
@@ -67,7 +53,7 @@ async def test_a_hold_is_announced_once_per_episode() -> None:
 
 
 async def test_a_hold_is_never_shortened() -> None:
-    time = FakeTime()
+    time = FakeTime(1000)
     throttle, holds = throttle_with(time)
 
     throttle.hold(10.0)
@@ -81,7 +67,7 @@ async def test_a_hold_is_never_shortened() -> None:
 
 
 async def test_every_waiter_waits_out_the_hold() -> None:
-    time = FakeTime()
+    time = FakeTime(1000)
     throttle, _ = throttle_with(time)
     throttle.hold(1.0)
 

@@ -3,18 +3,11 @@ from __future__ import annotations
 import pytest
 
 from processor.simulator.limits import TokenBucket
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes import FakeTime
 
 
 def test_a_full_bucket_admits_its_burst_then_says_how_long_to_wait() -> None:
-    clock = FakeClock()
+    clock = FakeTime(100)
     bucket = TokenBucket(rate=10.0, burst=3.0, clock=clock)
 
     assert [bucket.take() for _ in range(3)] == [0.0, 0.0, 0.0]
@@ -22,7 +15,7 @@ def test_a_full_bucket_admits_its_burst_then_says_how_long_to_wait() -> None:
 
 
 def test_tokens_come_back_at_the_rate_and_never_beyond_the_burst() -> None:
-    clock = FakeClock()
+    clock = FakeTime(100)
     bucket = TokenBucket(rate=10.0, burst=2.0, clock=clock)
     bucket.take()
     bucket.take()
@@ -37,7 +30,7 @@ def test_tokens_come_back_at_the_rate_and_never_beyond_the_burst() -> None:
 
 
 def test_admissions_over_a_long_run_match_the_rate() -> None:
-    clock = FakeClock()
+    clock = FakeTime(100)
     bucket = TokenBucket(rate=200.0, burst=20.0, clock=clock)
     admitted = 0
 
