@@ -1,44 +1,65 @@
 """Flow control: the gates every submission passes, and what answers teach them.
 
-Three parts, each its own module: the ``Throttle`` (a 429's Retry-After holds
-every submission), the ``Breaker`` (an outage holds them but one probe) and
-the ``AdaptiveLimit`` (how many may be in flight). While the throttle holds
-or the breaker is open, the consumer pauses its partitions too, so nothing
-piles up behind the gates.
+Four parts, each its own module: the ``Throttle`` (a 429's Retry-After holds
+every submission), the ``Breaker`` (an outage holds them but one probe), the
+``AdaptiveLimit`` (how many may be in flight) and the ``Slots`` that enforce
+it on the wire. While the throttle holds or the breaker is open, the
+consumer pauses its partitions too, so nothing piles up behind the gates.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
 from processor.breaker import Breaker
 from processor.limiter import AdaptiveLimit
+from processor.slots import Slots
 from processor.throttle import Throttle
 
 
 class FlowControl:
-    """One per process, shared by every job."""
+    """One per process, shared by every job.
+
+    Each submission calls ``admit`` and, once its answer is recorded with
+    one of ``accepted``, ``answered``, ``throttled``, ``faulted`` or
+    ``unused``, calls ``release``.
+    """
 
     def __init__(
         self,
         throttle: Throttle,
         breaker: Breaker,
         limit: AdaptiveLimit,
-        in_flight: Callable[[], int],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clock = clock
         self.throttle = throttle
         self.breaker = breaker
         self.limit = limit
-        self._in_flight = in_flight
-        throttle.on_resume.append(lambda _held_s: limit.resumed())
+        self.slots = Slots(limit)
 
     async def admit(self) -> bool:
-        """Wait for the gates; True when this submission is the breaker's probe."""
-        await self.throttle.wait()
-        return await self.breaker.admit()
+        """Wait for the gates and a slot; True when this submission is the probe."""
+        while True:
+            await self.throttle.wait()
+            probe = await self.breaker.admit()
+            try:
+                await self.slots.acquire()
+            except asyncio.CancelledError:
+                self.unused(probe)
+                raise
+            if not self.throttle.held:
+                return probe
+
+            # A 429 came while this one waited for its slot: wait it out too.
+            self.slots.release()
+            self.unused(probe)
+
+    def release(self) -> None:
+        """The submission's answer is in: its slot goes to the next one."""
+        self.slots.release()
 
     def pause_reason(self) -> str | None:
         """Why consumption should pause now, if it should."""
@@ -54,7 +75,9 @@ class FlowControl:
 
     def accepted(self, sent_at: float) -> None:
         self.breaker.succeeded(sent_at)
-        self.limit.succeeded(self._clock() - sent_at, self._in_flight())
+        # Counted before this submission's slot is released, so a limit in
+        # full use can be told from one with room to spare.
+        self.limit.succeeded(self._clock() - sent_at, self.slots.in_use)
 
     def answered(self, sent_at: float) -> None:
         """An answer that is no fault (a 4xx): the API is up."""
@@ -62,7 +85,8 @@ class FlowControl:
 
     def throttled(self, sent_at: float, retry_after_s: float) -> None:
         self.breaker.succeeded(sent_at)
-        self.limit.throttled()
+        # Counted before the refused submission's slot is released.
+        self.limit.throttled(self.slots.in_use)
         self.throttle.hold(retry_after_s)
 
     def faulted(self) -> bool:

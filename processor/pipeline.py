@@ -74,8 +74,10 @@ class Pipeline:
         _check_topics(producer, self.settings)
         self._outputs = Outputs(producer, self.settings, codecs, self._fail)
 
-        async with self._http_client() as client:
-            api = await self._connect(client)
+        transport = self._http_transport()
+        timeout = httpx.Timeout(self.settings.request_timeout_s)
+        async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
+            api = await self._connect(client, transport, timeout)
             self._flow = self._flow_control()
             self._worker = Worker(self.settings, reader, self._outputs, api, self._flow)
             self._consumer = ConsumerThread(
@@ -92,21 +94,23 @@ class Pipeline:
             settings.max_in_flight, probe_interval_s=settings.limit_probe_interval_s
         )
         self._scheduler: Scheduler[Parsed] = Scheduler(
-            settings.ordering, settings.cap_for, limit
+            settings.ordering, settings.cap_for, lambda: _jobs_started_for(limit())
         )
-        return FlowControl(Throttle(), Breaker(), limit, self._in_flight)
+        return FlowControl(Throttle(), Breaker(), limit)
 
-    def _in_flight(self) -> int:
-        return self._scheduler.in_flight
-
-    async def _connect(self, client: httpx.AsyncClient) -> CxoneApi:
+    async def _connect(
+        self,
+        client: httpx.AsyncClient,
+        transport: httpx.AsyncBaseTransport,
+        timeout: httpx.Timeout,
+    ) -> CxoneApi:
         """Fetch a first token, so bad credentials stop the start."""
         tokens = TokenSource(client, self.settings)
         try:
             await tokens.token()
         except RetryableApiError as exc:
             log.warning("CXone token endpoint not ready (%s); jobs will retry", exc)
-        return CxoneApi(client, tokens, self.settings.cxone_base_url)
+        return CxoneApi(transport, tokens, self.settings.cxone_base_url, timeout)
 
     async def _serve(self) -> None:
         settings = self.settings
@@ -410,17 +414,23 @@ class Pipeline:
                 details={"jobs_per_minute": round(per_minute, 1), "window_s": window},
             )
 
-    def _http_client(self) -> httpx.AsyncClient:
+    def _http_transport(self) -> AiohttpTransport:
         settings = self.settings
         verify: ssl.SSLContext | bool = True
         if settings.cxone_ca_bundle:
             verify = ssl.create_default_context(cafile=settings.cxone_ca_bundle)
-        transport = AiohttpTransport(
+        return AiohttpTransport(
             max_connections=settings.max_in_flight + 2, verify=verify
         )
-        return httpx.AsyncClient(
-            transport=transport, timeout=settings.request_timeout_s
-        )
+
+
+def _jobs_started_for(limit: int) -> int:
+    """Jobs that may run at once when ``limit`` submissions may be on the wire.
+
+    The extra ones are being decoded, waiting for a slot or producing their
+    outputs, so a freed slot goes to a job that is ready to send at once.
+    """
+    return limit + max(2, limit // 2)
 
 
 def _registry(settings: Settings) -> schemas.Registry | None:

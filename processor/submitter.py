@@ -160,10 +160,14 @@ class Submitter:
             except BaseException:
                 self._flow.unused(probe)
                 raise
-
-            self._flow.accepted(sent)
-            latency_ms = (time.perf_counter() - started) * 1000
-            return Submitted(job, attempts, latency_ms)
+            else:
+                self._flow.accepted(sent)
+                latency_ms = (time.perf_counter() - started) * 1000
+                return Submitted(job, attempts, latency_ms)
+            finally:
+                # Every way out of the attempt above gives its slot back, and
+                # nothing between the answer and here waits on anything.
+                self._flow.release()
 
     async def _check_action(self, request: JobRequest, attempts: int) -> Failed | None:
         action = await self._actions.status(request.action_id)

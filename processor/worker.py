@@ -7,6 +7,7 @@ caller passes in; audit events tell the story beside them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -91,6 +92,9 @@ class Worker:
                 headers=headers,
             )
             outcome = await self._submitter.submit(request)
+            # The slot this job freed was handed to a waiting job; let that
+            # one send before this one produces its outputs.
+            await asyncio.sleep(0)
             if isinstance(outcome, Submitted):
                 self._completed(record, request, outcome, headers, acked)
             else:

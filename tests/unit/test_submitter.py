@@ -61,14 +61,15 @@ class Harness:
         self.retry_waits: list[float] = []
         self.retries: list[tuple[int, float, BaseException]] = []
         self.holds: list[float] = []
-        client = httpx.AsyncClient(transport=httpx.MockTransport(cxone))
+        transport = httpx.MockTransport(cxone)
+        client = httpx.AsyncClient(transport=transport)
         tokens = TokenSource(client, SETTINGS, clock=self.time.clock)
-        api = CxoneApi(client, tokens, BASE)
+        api = CxoneApi(transport, tokens, BASE)
         self.throttle = Throttle(clock=self.time.clock, sleep=self.time.sleep)
         self.throttle.on_hold.append(self.holds.append)
         self.breaker = Breaker(clock=self.time.clock)
         self.limit = AdaptiveLimit(8, clock=self.time.clock)
-        flow = FlowControl(self.throttle, self.breaker, self.limit, lambda: 1)
+        flow = FlowControl(self.throttle, self.breaker, self.limit)
         self.submitter = Submitter(
             api,
             ActionCache(api, 60.0, clock=self.time.clock),
