@@ -1,8 +1,8 @@
-"""The adaptive in-flight limit: slow start, Little's law on 429, probing."""
+"""The adaptive in-flight limit: slow start, what the API held, probing."""
 
 from __future__ import annotations
 
-from processor.limiter import AdaptiveLimit
+from processor.limiter import AdaptiveLimit, Phase
 from tests.fakes import FakeTime
 
 
@@ -16,7 +16,21 @@ def run(
         limit.succeeded(latency, in_flight=limit.value)
 
 
-def test_it_starts_small_and_grows_while_jobs_fill_it() -> None:
+def refused(limit: AdaptiveLimit, in_flight: int, times: int = 1) -> None:
+    """One episode: ``times`` 429s, the first with ``in_flight`` on the wire."""
+    for _ in range(times):
+        limit.throttled(in_flight)
+
+
+def settled_at(value: int, clock: FakeTime, probe_interval_s: float) -> AdaptiveLimit:
+    limit = AdaptiveLimit(64, probe_interval_s=probe_interval_s, clock=clock)
+    limit.value = value
+    limit.phase = Phase.SETTLED
+    limit._changed_at = clock.now
+    return limit
+
+
+def test_it_starts_small_and_doubles_while_jobs_fill_it() -> None:
     clock = FakeTime(100)
     limit = AdaptiveLimit(64, clock=clock)
     start = limit.value
@@ -38,62 +52,80 @@ def test_it_does_not_grow_while_jobs_leave_it_unused() -> None:
     assert limit.value == 2
 
 
-def test_a_429_settles_at_what_a_rate_limit_sustained() -> None:
+def test_the_first_429_halves_what_the_api_held_then_it_grows_per_round_trip() -> None:
     clock = FakeTime(100)
     limit = AdaptiveLimit(64, clock=clock)
-    limit.value = 30
-    limit._slow_start = False
+    limit.value = 21
 
-    run(limit, clock, 2.0, 200, 0.05)  # the API sustained 200/s at 50 ms
-    limit.throttled()
+    # 21 on the wire; the API refused 5 of them: it held 16.
+    refused(limit, in_flight=21, times=5)
+    halved = limit.value
+    clock.now += 2
+    for _ in range(8 * 3):  # three round trips' worth of successes at 8, 9, 10
+        limit.succeeded(0.05, in_flight=limit.value)
 
-    assert 9 <= limit.value <= 11
+    assert halved == 8
+    assert limit.phase is Phase.GROWING
+    assert limit.value == 10
 
 
-def test_a_429_settles_at_a_concurrency_cap() -> None:
+def test_a_429_while_growing_settles_one_below_the_refused_limit() -> None:
     clock = FakeTime(100)
     limit = AdaptiveLimit(64, clock=clock)
+    refused(limit, in_flight=33, times=1)  # slow start over: held 32, grow from 16
+    clock.now += 2
+
+    limit.value = 17
+    refused(limit, in_flight=17)
+
+    assert limit.phase is Phase.SETTLED
+    assert limit.value == 16
+
+
+def test_a_429_while_growing_settles_at_what_the_api_held_if_that_is_less() -> None:
+    clock = FakeTime(100)
+    limit = AdaptiveLimit(64, clock=clock)
+    refused(limit, in_flight=40)
+    clock.now += 2
     limit.value = 20
-    limit._slow_start = False
 
-    run(limit, clock, 2.0, 16 / 0.05, 0.05)  # 16 at a time, 50 ms each
-    limit.throttled()
+    refused(limit, in_flight=20, times=9)  # the API held 11 of the 20
 
-    assert 15 <= limit.value <= 17
+    assert limit.value == 11
 
 
-def test_one_episode_of_429s_lowers_the_limit_once() -> None:
+def test_later_429s_of_one_episode_do_not_lower_the_limit_each_time() -> None:
     clock = FakeTime(100)
-    limit = AdaptiveLimit(64, clock=clock)
-    limit.value = 20
-    run(limit, clock, 2.0, 200, 0.05)
+    limit = settled_at(10, clock, probe_interval_s=60)
 
-    limit.throttled()
+    refused(limit, in_flight=10)
     after_first = limit.value
-    for _ in range(10):
-        limit.throttled()
+    refused(limit, in_flight=10, times=2)  # two more in flight, refused with it
 
-    assert limit.value == after_first
+    assert after_first == 9
+    assert limit.value == 7, "what the API held, 10 - 3, not 9 - 2 again"
 
 
-def test_without_measurements_a_429_halves_the_limit_and_never_below_one() -> None:
+def test_a_429_while_settled_steps_down_by_one_each_episode_and_never_below_one() -> (
+    None
+):
     clock = FakeTime(100)
-    limit = AdaptiveLimit(64, clock=clock)
+    limit = settled_at(3, clock, probe_interval_s=60)
+    values = []
 
-    limit.value = 8
-    limit.throttled()
-    assert limit.value == 4
-    for _ in range(5):
-        clock.now += 10
-        limit.throttled()
-    assert limit.value == 1
+    for _ in range(4):
+        clock.now += 5
+        refused(limit, in_flight=limit.value)
+        values.append(limit.value)
+
+    assert values == [2, 1, 1, 1]
 
 
 def test_it_probes_higher_after_a_quiet_interval_and_never_past_the_ceiling() -> None:
     clock = FakeTime(100)
     limit = AdaptiveLimit(12, probe_interval_s=10, clock=clock)
     limit.value = 5
-    limit._slow_start = False
+    limit.phase = Phase.SETTLED
     limit._changed_at = clock.now
 
     run(limit, clock, 9.0, 100, 0.05)
@@ -106,51 +138,29 @@ def test_it_probes_higher_after_a_quiet_interval_and_never_past_the_ceiling() ->
     assert limit.value == 12
 
 
-def test_after_a_blind_drop_it_probes_back_up_quickly() -> None:
+def test_a_failed_probe_returns_to_the_limit_that_held_and_doubles_the_wait() -> None:
     clock = FakeTime(100)
-    limit = AdaptiveLimit(64, probe_interval_s=30, clock=clock)
-    limit.value = 8
-
-    limit.throttled()  # nothing measured yet: halve
-    run(limit, clock, 5.0, 100, 0.05)
-
-    assert limit.value > 4
-
-
-def test_a_failed_probe_doubles_the_wait_before_the_next() -> None:
-    clock = FakeTime(100)
-    limit = AdaptiveLimit(64, probe_interval_s=10, clock=clock)
-    limit.value = 10
-    limit._slow_start = False
-    limit._changed_at = clock.now
+    limit = settled_at(10, clock, probe_interval_s=10)
 
     run(limit, clock, 10.5, 100, 0.1)  # probe to 11 ...
     assert limit.value == 11
     clock.now += 2
-    limit.throttled()  # ... which fails
+    refused(limit, in_flight=11)  # ... which fails
     settled = limit.value
     run(limit, clock, 15.0, 100, 0.1)
-
-    assert limit.value == settled, "no probe 15 s later: the wait is now 20 s"
+    not_yet = limit.value
     run(limit, clock, 6.0, 100, 0.1)
-    assert limit.value == settled + 1
 
-
-def test_a_failed_probe_returns_to_the_limit_that_held_and_a_change_is_measured() -> (
-    None
-):
-    clock = FakeTime(100)
-    limit = AdaptiveLimit(64, probe_interval_s=10, clock=clock)
-    limit.value = 10
-    limit._slow_start = False
-    limit._changed_at = clock.now
-
-    run(limit, clock, 10.5, 200, 0.05)
+    assert settled == 10
+    assert not_yet == 10, "no probe 15 s later: the wait is now 20 s"
     assert limit.value == 11
-    limit.throttled()
-    assert limit.value == 10, "back to the limit that held, whatever was measured"
 
-    clock.now += 5
-    run(limit, clock, 2.0, 100, 0.05)  # the API now sustains half as much
-    limit.throttled()
-    assert 4 <= limit.value <= 6
+
+def test_a_failed_probe_goes_lower_than_the_old_limit_when_the_api_held_less() -> None:
+    clock = FakeTime(100)
+    limit = settled_at(10, clock, probe_interval_s=10)
+    run(limit, clock, 10.5, 100, 0.1)
+
+    refused(limit, in_flight=11, times=6)  # the API now takes 5
+
+    assert limit.value == 5
