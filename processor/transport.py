@@ -75,8 +75,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             limit=self._max_connections, ssl=self._verify, enable_cleanup_closed=True
         )
         # No default headers: httpx has already set the ones the request needs.
+        # No cookie jar either: the API sets none, and a jar is consulted on
+        # every request and every answer.
         self._session = aiohttp.ClientSession(
-            connector=connector, skip_auto_headers=("User-Agent",), auto_decompress=True
+            connector=connector,
+            skip_auto_headers=("User-Agent",),
+            auto_decompress=True,
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         return self._session
 

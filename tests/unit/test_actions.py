@@ -44,8 +44,9 @@ class FakeCxone:
 
 
 def cache_over(cxone: FakeCxone, clock: FakeTime) -> ActionCache:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(cxone))
-    api = CxoneApi(client, TokenSource(client, SETTINGS, clock=clock), BASE)
+    transport = httpx.MockTransport(cxone)
+    client = httpx.AsyncClient(transport=transport)
+    api = CxoneApi(transport, TokenSource(client, SETTINGS, clock=clock), BASE)
     return ActionCache(api, TTL, clock=clock)
 
 
