@@ -16,6 +16,7 @@ from collections.abc import Callable
 import httpx
 
 from processor.errors import AuthenticationError, RetryableApiError
+from processor.logs import redact
 from processor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class TokenSource:
             "client_secret": settings.cxone_client_secret.reveal(),
             "scope": settings.cxone_scope,
         }
+        redact.add(settings.cxone_client_secret.reveal())
         self._clock = clock
         self._token: str | None = None
         self._refresh_at = 0.0
@@ -88,6 +90,7 @@ class TokenSource:
 
         token, lifetime = _parse_token(answer)
         early = min(_MAX_EARLY_REFRESH_S, lifetime * _EARLY_REFRESH_SHARE)
+        redact.add(token)
         self._token = token
         self._refresh_at = self._clock() + lifetime - early
         self.refreshes += 1

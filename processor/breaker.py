@@ -12,6 +12,7 @@ probe is somebody else's.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections import deque
@@ -143,7 +144,10 @@ class Breaker:
         delay = self._probe_at - self._clock()
         if delay > 0:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(delay, self._hand_out)
+            # A context of its own, not that of the job that scheduled it.
+            self._timer = loop.call_later(
+                delay, self._hand_out, context=contextvars.Context()
+            )
             return
 
         while self._waiters:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 
-from processor import demo, run
+from processor import demo, logs, run
 from processor.errors import ProcessorError, SettingsError
 from processor.localkafka import cli as broker_cli
 from processor.simulator import cli as simulate_cli
@@ -81,11 +80,4 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging() -> None:
-    level = os.environ.get("PROCESSOR_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(
-        level=level if level in logging.getLevelNamesMapping() else "INFO",
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every request at INFO; that is per-job noise for an operator.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logs.configure(os.environ.get("PROCESSOR_LOG_LEVEL", "INFO"))

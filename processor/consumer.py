@@ -18,6 +18,7 @@ import functools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Protocol
@@ -39,6 +40,11 @@ log = logging.getLogger(__name__)
 _BATCH = 500
 _POLL_S = 0.05
 _CALLBACK_MARGIN_S = 15.0
+# How often the lag of each assigned partition is worked out for the metrics.
+_LAG_INTERVAL_S = 5.0
+_LAG_QUERY_TIMEOUT_S = 1.0
+# librdkafka's "no offset yet" (OFFSET_INVALID).
+_OFFSET_INVALID = -1001
 
 
 class Sink(Protocol):
@@ -113,6 +119,14 @@ class ConsumerThread:
         )
         self.closed: asyncio.Future[None] = loop.create_future()
         self.error: BaseException | None = None
+        # Read by the metrics from other threads; replaced whole, never mutated.
+        self.lag: dict[str, int] = {}
+        self.paused_partitions = 0
+        self._lag_at = 0.0
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def start(self) -> None:
         self._thread.start()
@@ -159,6 +173,7 @@ class ConsumerThread:
             if self._closing:
                 break
             self._apply_backpressure(consumer)
+            self._measure_lag(consumer)
 
             # No more than the buffer has room for: the rest waits in Kafka.
             wanted = max(1, min(_BATCH, self._sink.room()))
@@ -195,8 +210,35 @@ class ConsumerThread:
             consumer.resume(assignment)
             notice = functools.partial(self._sink.resumed, str(was), chosen)
         self._pause_reason = reason
+        self.paused_partitions = len(assignment) if reason is not None else 0
         if "stopping" not in (reason, was):
             self._loop.call_soon_threadsafe(notice)
+
+    def _measure_lag(self, consumer: Consumer) -> None:
+        """Records between each partition's position and its end, now and then."""
+        now = time.monotonic()
+        if now - self._lag_at < _LAG_INTERVAL_S:
+            return
+        self._lag_at = now
+
+        assignment = consumer.assignment()
+        # While paused nothing is fetched, so the cached end offsets go stale:
+        # ask the broker instead.
+        cached = self._pause_reason is None
+        lag: dict[str, int] = {}
+        for partition in consumer.position(assignment):
+            try:
+                _, end = consumer.get_watermark_offsets(
+                    partition, timeout=_LAG_QUERY_TIMEOUT_S, cached=cached
+                )
+            except KafkaException:
+                continue
+            if partition.offset != _OFFSET_INVALID and end >= 0:
+                lag[f"{partition.topic}[{partition.partition}]"] = max(
+                    0, end - partition.offset
+                )
+        self.lag = lag
+        self.paused_partitions = len(assignment) if self._pause_reason else 0
 
     def _commit(
         self, consumer: Consumer, positions: dict[Partition, int], *, wait: bool

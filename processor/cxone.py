@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
+from processor import telemetry
 from processor.auth import TokenSource
 from processor.errors import (
     RejectedError,
@@ -25,10 +26,14 @@ from processor.errors import (
     UnauthorizedError,
 )
 from processor.jobs import JobRequest
+from processor.metrics import Metrics
 
 MAX_ERROR_BODY_CHARS = 2000
 DEFAULT_RETRY_AFTER_S = 1.0
 MAX_RETRY_AFTER_S = 120.0
+
+ACTION_TEMPLATE = "/api/v2/data-actions/{id}"
+JOBS_TEMPLATE = "/api/v2/data-actions/{id}/jobs"
 
 _MAX_CACHED_ACTIONS = 1024
 _DEFAULT_TIMEOUT = httpx.Timeout(30.0)
@@ -64,29 +69,39 @@ class CxoneApi:
         tokens: TokenSource,
         base_url: str,
         timeout: httpx.Timeout = _DEFAULT_TIMEOUT,
+        metrics: Metrics | None = None,
     ) -> None:
         self._transport = transport
         self._tokens = tokens
         self._base = base_url
-        self._urls: dict[str, tuple[httpx.URL, httpx.URL]] = {}
+        self._metrics = metrics
+        self._urls: dict[str, tuple[_Endpoint, _Endpoint]] = {}
         # The timeouts, carried by each request built here, as a client would.
         self._extensions = {"timeout": timeout.as_dict()}
 
     async def read_action(self, action_id: str) -> Action:
         """``GET /api/v2/data-actions/{id}``."""
         action_url, _ = self._urls_for(action_id)
-        answer = await self._send("GET", action_url, None, {})
+        answer = await self._send("GET", action_url, None, {}, 0)
         payload = _json_body(answer)
         status = payload.get("status")
         if not isinstance(status, str):
             raise RetryableApiError("action answer has no status", answer.status_code)
         return Action(action_id, status)
 
-    async def submit_job(self, request: JobRequest) -> SubmittedJob:
-        """``POST /api/v2/data-actions/{id}/jobs``, keyed by the request id."""
+    async def submit_job(
+        self, request: JobRequest, resend_count: int = 0
+    ) -> SubmittedJob:
+        """``POST /api/v2/data-actions/{id}/jobs``, keyed by the request id.
+
+        ``resend_count`` is how many times this job was sent before (after
+        429s, 401s or faults); it goes on the request's span.
+        """
         _, jobs_url = self._urls_for(request.action_id)
         headers = {"Idempotency-Key": request.request_id}
-        answer = await self._send("POST", jobs_url, request.body(), headers)
+        answer = await self._send(
+            "POST", jobs_url, request.body(), headers, resend_count
+        )
         payload = _json_body(answer)
         job_id = payload.get("id")
         if not isinstance(job_id, str) or not job_id:
@@ -100,31 +115,48 @@ class CxoneApi:
         )
 
     async def _send(
-        self, method: str, url: httpx.URL, body: bytes | None, headers: dict[str, str]
+        self,
+        method: str,
+        endpoint: _Endpoint,
+        body: bytes | None,
+        headers: dict[str, str],
+        resend_count: int,
     ) -> httpx.Response:
         token = await self._tokens.token()
         all_headers = {**_JSON, **headers, "Authorization": f"Bearer {token}"}
         request = httpx.Request(
-            method, url, content=body, headers=all_headers, extensions=self._extensions
+            method,
+            endpoint.url,
+            content=body,
+            headers=all_headers,
+            extensions=self._extensions,
         )
-        try:
-            answer = await self._transport.handle_async_request(request)
-            await answer.aread()
-        except httpx.TimeoutException as exc:
-            raise RetryableApiError(
-                f"{method} timed out ({type(exc).__name__})"
-            ) from None
-        except httpx.TransportError as exc:
-            raise RetryableApiError(
-                f"{method} failed: {type(exc).__name__}: {exc}"
-            ) from None
+        started = time.perf_counter()
+        with telemetry.http_span(
+            method, endpoint.template, endpoint.text, resend_count
+        ) as span:
+            try:
+                answer = await self._transport.handle_async_request(request)
+                await answer.aread()
+            except httpx.TransportError as exc:
+                telemetry.failed(span, exc)
+                self._observe(method, started, type(exc).__name__)
+                raise _unanswered(method, exc) from None
+            telemetry.answered(span, answer.status_code)
+        self._observe(method, started, str(answer.status_code))
 
         if answer.status_code == 401:
             self._tokens.invalidate(token)
         _raise_for(answer)
         return answer
 
-    def _urls_for(self, action_id: str) -> tuple[httpx.URL, httpx.URL]:
+    def _observe(self, method: str, started: float, outcome: str) -> None:
+        if self._metrics is not None and method == "POST":
+            self._metrics.api_latency.record(
+                time.perf_counter() - started, {"outcome": outcome}
+            )
+
+    def _urls_for(self, action_id: str) -> tuple[_Endpoint, _Endpoint]:
         urls = self._urls.get(action_id)
         if urls is None:
             if len(self._urls) >= _MAX_CACHED_ACTIONS:
@@ -133,10 +165,23 @@ class CxoneApi:
             # keeps even a slipped-through one inside its path segment.
             action = f"{self._base}/api/v2/data-actions/{quote(action_id, safe='')}"
             urls = self._urls[action_id] = (
-                httpx.URL(action),
-                httpx.URL(f"{action}/jobs"),
+                _Endpoint(httpx.URL(action), action, ACTION_TEMPLATE),
+                _Endpoint(httpx.URL(f"{action}/jobs"), f"{action}/jobs", JOBS_TEMPLATE),
             )
         return urls
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    url: httpx.URL
+    text: str
+    template: str
+
+
+def _unanswered(method: str, exc: httpx.TransportError) -> RetryableApiError:
+    if isinstance(exc, httpx.TimeoutException):
+        return RetryableApiError(f"{method} timed out ({type(exc).__name__})")
+    return RetryableApiError(f"{method} failed: {type(exc).__name__}: {exc}")
 
 
 def _raise_for(answer: httpx.Response) -> None:

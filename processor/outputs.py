@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from processor import schemas
+from processor import schemas, telemetry
 from processor.audit import AuditType
 from processor.errors import OutputError
 from processor.jobs import JobRequest
@@ -63,7 +63,7 @@ def codecs_for(settings: Settings) -> Codecs:
     )
 
 
-def producer_config(settings: Settings) -> dict[str, Any]:
+def producer_config(settings: Settings, health: ProducerHealth) -> dict[str, Any]:
     return settings.producer_config(
         **{
             "enable.idempotence": True,
@@ -71,8 +71,30 @@ def producer_config(settings: Settings) -> dict[str, Any]:
             "linger.ms": 5,
             "client.id": f"{settings.instance_id}-producer",
             "logger": logging.getLogger("processor.kafka.producer"),
+            "error_cb": health.error,
         }
     )
+
+
+class ProducerHealth:
+    """Whether outputs reach the brokers, from librdkafka's own reports.
+
+    librdkafka reports that every broker is down (or a fatal error) through
+    its error callback and keeps retrying; the next acknowledged delivery
+    shows it is back.
+    """
+
+    def __init__(self) -> None:
+        self.healthy = True
+
+    def error(self, error: KafkaError) -> None:
+        if error.fatal() or error.code() == KafkaError._ALL_BROKERS_DOWN:
+            if self.healthy:
+                log.warning("the producer cannot reach Kafka: %s", error.str())
+            self.healthy = False
+
+    def delivered(self) -> None:
+        self.healthy = True
 
 
 class Outputs:
@@ -84,11 +106,13 @@ class Outputs:
         settings: Settings,
         codecs: Codecs,
         on_fatal: Callable[[OutputError], None],
+        health: ProducerHealth | None = None,
     ) -> None:
         self._producer = producer
         self._settings = settings
         self._codecs = codecs
         self._on_fatal = on_fatal
+        self.health = health or ProducerHealth()
 
     def result(
         self,
@@ -117,7 +141,9 @@ class Outputs:
             }
         )
         key = request.request_id.encode()
-        self._produce(self._settings.results_topic, key, value, headers, on_ack)
+        topic = self._settings.results_topic
+        with telemetry.output_span(topic, key):
+            self._produce(topic, key, value, headers, on_ack)
 
     # Known limitation: a request close to the broker's message.max.bytes,
     # dead-lettered with its value unchanged plus the envelope, can exceed that
@@ -149,7 +175,9 @@ class Outputs:
             }
         )
         key = request.request_id.encode() if request else None
-        self._produce(self._settings.deadletter_topic, key, value, headers, on_ack)
+        topic = self._settings.deadletter_topic
+        with telemetry.output_span(topic, key):
+            self._produce(topic, key, value, headers, on_ack)
 
     def audit(
         self,
@@ -193,7 +221,9 @@ class Outputs:
         def delivered(error: KafkaError | None, message: Message) -> None:
             if error is not None:
                 self._refused(topic, error)
-            elif on_ack is not None:
+                return
+            self.health.delivered()
+            if on_ack is not None:
                 on_ack()
 
         for _ in range(_QUEUE_FULL_TRIES):

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from confluent_kafka import KafkaException, Producer
 
-from processor import schemas, telemetry
+from processor import schemas
 from processor.audit import AuditType
 from processor.auth import TokenSource
 from processor.breaker import Breaker
@@ -29,8 +29,16 @@ from processor.cxone import CxoneApi
 from processor.errors import AuthenticationError, ProcessorError, RetryableApiError
 from processor.flow import FlowControl
 from processor.limiter import AdaptiveLimit
+from processor.metrics import Gauges
+from processor.observability import Observability
 from processor.offsets import OffsetTracker, TopicPartition
-from processor.outputs import Ack, Outputs, codecs_for, producer_config
+from processor.outputs import (
+    Ack,
+    Outputs,
+    ProducerHealth,
+    codecs_for,
+    producer_config,
+)
 from processor.records import Record
 from processor.scheduler import NO_ACTION, Job, Scheduler
 from processor.settings import Settings, kafka_setting_error
@@ -58,35 +66,70 @@ class Pipeline:
         self._tracker = OffsetTracker()
         self._stop = asyncio.Event()
         self._fatal: ProcessorError | None = None
+        self._joined = False
+        self._drain_rate = 0.0
 
     # -- lifecycle --------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set; raises the error that stopped it, if any."""
         self._stop = stop
-        telemetry.setup_tracing()
+        self._observability = Observability(self.settings)
         reader = schemas.Reader(_registry(self.settings))
         codecs = codecs_for(self.settings)
+        health = ProducerHealth()
         try:
-            producer = Producer(producer_config(self.settings))
+            producer = Producer(producer_config(self.settings, health))
         except KafkaException as exc:
             raise kafka_setting_error(exc.args[0].str()) from None
         _check_topics(producer, self.settings)
-        self._outputs = Outputs(producer, self.settings, codecs, self._fail)
+        self._outputs = Outputs(producer, self.settings, codecs, self._fail, health)
 
         transport = self._http_transport()
         timeout = httpx.Timeout(self.settings.request_timeout_s)
+        metrics = self._observability.metrics
         async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
             api = await self._connect(client, transport, timeout)
             self._flow = self._flow_control()
-            self._worker = Worker(self.settings, reader, self._outputs, api, self._flow)
+            self._worker = Worker(
+                self.settings, reader, self._outputs, api, self._flow, metrics
+            )
             self._consumer = ConsumerThread(
                 self.settings, self, asyncio.get_running_loop()
             )
-            await self._serve()
+            await self._observability.start(self._gauges(), self._live, self._ready)
+            try:
+                await self._serve()
+            finally:
+                await self._observability.stop()
 
         if self._fatal is not None:
             raise self._fatal
+
+    @property
+    def status_url(self) -> str | None:
+        """Where metrics and health are served, once running (if they are)."""
+        return self._observability.url
+
+    def _gauges(self) -> Gauges:
+        return Gauges(
+            in_flight=lambda: self._flow.slots.in_use,
+            limit=self._flow.limit,
+            paused=lambda: self._consumer.paused_partitions,
+            buffered=lambda: self._scheduler.buffered,
+            lag=lambda: self._consumer.lag,
+            drain_rate=lambda: self._drain_rate,
+        )
+
+    def _live(self) -> dict[str, bool]:
+        return {"event_loop": True, "consumer": self._consumer.alive}
+
+    def _ready(self) -> dict[str, bool]:
+        return {
+            "joined_group": self._joined,
+            "producer": self._outputs.health.healthy and self._fatal is None,
+            "breaker_closed": not self._flow.breaker.open,
+        }
 
     def _flow_control(self) -> FlowControl:
         settings = self.settings
@@ -110,7 +153,10 @@ class Pipeline:
             await tokens.token()
         except RetryableApiError as exc:
             log.warning("CXone token endpoint not ready (%s); jobs will retry", exc)
-        return CxoneApi(transport, tokens, self.settings.cxone_base_url, timeout)
+        metrics = self._observability.metrics
+        return CxoneApi(
+            transport, tokens, self.settings.cxone_base_url, timeout, metrics
+        )
 
     async def _serve(self) -> None:
         settings = self.settings
@@ -241,6 +287,7 @@ class Pipeline:
     async def assigned(
         self, partitions: list[TopicPartition], paused_for: str | None
     ) -> None:
+        self._joined = True
         if not partitions:
             return  # a cooperative rebalance that gave this member nothing
         for partition in partitions:
@@ -292,6 +339,9 @@ class Pipeline:
         self._update_full()
 
     def _start(self, job: Job[Parsed]) -> None:
+        self._observability.metrics.queue_wait.record(
+            time.monotonic() - job.payload.queued_at
+        )
         record = job.payload.record
         partition = record.topic_partition
         self._unacked[partition] += 1
@@ -409,6 +459,7 @@ class Pipeline:
             finished = self._worker.finished
             per_minute = (finished - before) * 60.0 / window
             before = finished
+            self._drain_rate = per_minute
             self._outputs.audit(
                 AuditType.DRAIN_RATE,
                 details={"jobs_per_minute": round(per_minute, 1), "window_s": window},

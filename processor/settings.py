@@ -84,6 +84,8 @@ class Settings:
     max_request_bytes: int = 512 * 1024
     drain_rate_window_s: float = 60.0
     limit_probe_interval_s: float = 30.0
+    http_host: str = "127.0.0.1"
+    http_port: int = 9464
     instance_id: str = field(
         default_factory=lambda: f"processor-{uuid.uuid4().hex[:8]}"
     )
@@ -137,6 +139,13 @@ def _seconds(value: str) -> float:
     number = float(value)
     if not math.isfinite(number) or number < 0:
         raise ValueError("must be a number of seconds, 0 or more")
+    return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise ValueError("must be a port number from 0 to 65535 (0 picks a free one)")
     return number
 
 
@@ -208,6 +217,8 @@ _OPTIONS = (
     _Option("PROCESSOR_MAX_REQUEST_BYTES", "max_request_bytes", _positive_int),
     _Option("PROCESSOR_DRAIN_RATE_WINDOW_S", "drain_rate_window_s", _seconds),
     _Option("PROCESSOR_LIMIT_PROBE_INTERVAL_S", "limit_probe_interval_s", _seconds),
+    _Option("PROCESSOR_HTTP_HOST", "http_host", _text),
+    _Option("PROCESSOR_HTTP_PORT", "http_port", _port),
     _Option("PROCESSOR_INSTANCE_ID", "instance_id", _text),
 )
 KNOWN_VARIABLES = frozenset(option.env for option in _OPTIONS)

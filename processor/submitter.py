@@ -62,6 +62,15 @@ class RetryPolicy:
         )
 
 
+@dataclass(slots=True)
+class _Job:
+    """One job's submission: what is sent, since when, and how many times."""
+
+    request: JobRequest
+    started: float
+    sends: int = 0
+
+
 class Submitter:
     """Turns a valid job request into an outcome."""
 
@@ -74,6 +83,7 @@ class Submitter:
         *,
         sleep: Sleep = asyncio.sleep,
         on_retry: RetryListener | None = None,
+        on_throttled: Callable[[float], None] | None = None,
     ) -> None:
         self._api = api
         self._actions = actions
@@ -81,23 +91,22 @@ class Submitter:
         self._policy = policy
         self._sleep = sleep
         self._on_retry = on_retry
+        self._on_throttled = on_throttled
 
     async def submit(self, request: JobRequest) -> Outcome:
-        started = time.perf_counter()
+        job = _Job(request, time.perf_counter())
 
         # Most jobs succeed at once, so the first attempt runs outside
         # tenacity, whose machinery costs more than the rest of the job's
         # bookkeeping; a fault hands over to it as its attempt 1.
         try:
-            return await self._attempt(request, 1, started)
+            return await self._attempt(job, 1)
         except RetryableApiError as first:
-            return await self._retry(request, first, started)
+            return await self._retry(job, first)
         except RejectedError as exc:
             return _rejected(exc, 1)
 
-    async def _retry(
-        self, request: JobRequest, first: RetryableApiError, started: float
-    ) -> Outcome:
+    async def _retry(self, job: _Job, first: RetryableApiError) -> Outcome:
         """Attempt 1 failed with ``first``; tenacity backs off and runs the rest."""
         pending: RetryableApiError | None = first
         attempts = 1
@@ -106,7 +115,7 @@ class Submitter:
             error = state.outcome.exception() if state.outcome else None
             wait = state.next_action.sleep if state.next_action else 0.0
             if self._on_retry is not None and error is not None:
-                self._on_retry(request, state.attempt_number, wait, error)
+                self._on_retry(job.request, state.attempt_number, wait, error)
 
         try:
             async for attempt in self._policy.retrying(self._sleep, before_sleep):
@@ -115,7 +124,7 @@ class Submitter:
                     if pending is not None:
                         replayed, pending = pending, None
                         raise replayed
-                    outcome = await self._attempt(request, attempts, started)
+                    outcome = await self._attempt(job, attempts)
         except RetryableApiError as exc:
             return Failed(
                 Reason.RETRIES_EXHAUSTED,
@@ -127,10 +136,9 @@ class Submitter:
             return _rejected(exc, attempts)
         return outcome
 
-    async def _attempt(
-        self, request: JobRequest, attempts: int, started: float
-    ) -> Outcome:
+    async def _attempt(self, job: _Job, attempts: int) -> Outcome:
         """One attempt: 429s, 401s and outage faults repeat it without spending it."""
+        request = job.request
         unauthorized = 0
         while True:
             probe = await self._flow.admit()
@@ -140,9 +148,12 @@ class Submitter:
                 if refused is not None:
                     self._flow.unused(probe)
                     return refused
-                job = await self._api.submit_job(request)
+                job.sends += 1
+                accepted = await self._api.submit_job(request, job.sends - 1)
             except ThrottledError as exc:
                 self._flow.throttled(sent, exc.retry_after_s)
+                if self._on_throttled is not None:
+                    self._on_throttled(exc.retry_after_s)
                 continue
             except UnauthorizedError as exc:
                 self._flow.answered(sent)
@@ -162,8 +173,8 @@ class Submitter:
                 raise
             else:
                 self._flow.accepted(sent)
-                latency_ms = (time.perf_counter() - started) * 1000
-                return Submitted(job, attempts, latency_ms)
+                latency_ms = (time.perf_counter() - job.started) * 1000
+                return Submitted(accepted, attempts, latency_ms)
             finally:
                 # Every way out of the attempt above gives its slot back, and
                 # nothing between the answer and here waits on anything.

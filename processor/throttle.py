@@ -8,6 +8,7 @@ Listeners hear when a hold starts and when it ends.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable, Callable
 
@@ -60,7 +61,11 @@ class Throttle:
     def _schedule_resume(self) -> None:
         loop = asyncio.get_running_loop()
         delay = max(0.0, self._until - self._clock())
-        self._resume_timer = loop.call_later(delay, self._maybe_resumed)
+        # In a context of its own: the job whose 429 began the hold is not
+        # the one its end belongs to (log lines would name it otherwise).
+        self._resume_timer = loop.call_later(
+            delay, self._maybe_resumed, context=contextvars.Context()
+        )
 
     def _maybe_resumed(self) -> None:
         if self.held:

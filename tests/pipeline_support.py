@@ -45,14 +45,15 @@ def produce(
     topic: str,
     records: Iterable[tuple[bytes | None, bytes | None]],
     partition: int | None = None,
+    headers: list[tuple[str, str | bytes | None]] | None = None,
 ) -> int:
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     sent = 0
     for key, value in records:
         if partition is None:
-            producer.produce(topic, value, key)
+            producer.produce(topic, value, key, headers=headers)
         else:
-            producer.produce(topic, value, key, partition=partition)
+            producer.produce(topic, value, key, partition=partition, headers=headers)
         sent += 1
         if sent % 10_000 == 0:
             producer.poll(0)
@@ -209,6 +210,8 @@ def processor_env(
             "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
             "PROCESSOR_BACKOFF_INITIAL_S": "0.05",
             "PROCESSOR_BACKOFF_MAX_S": "0.5",
+            # Metrics and health on a free port, so instances never collide.
+            "PROCESSOR_HTTP_PORT": "0",
         }
     )
     env.update(settings)

@@ -33,6 +33,7 @@ Clock = Callable[[], float]
 
 _MAX_LIVE_TOKENS = 10_000
 _TIMELINE_LENGTH = 200_000
+_ISSUED_TOKENS_KEPT = 10_000
 
 
 @dataclass
@@ -77,6 +78,8 @@ class SimulatedApi:
         self._jobs: dict[tuple[str, str], _Job] = {}
         # Accepted submissions in order: ("in" | "out", Idempotency-Key, time).
         self.timeline: deque[tuple[str, str, float]] = deque(maxlen=_TIMELINE_LENGTH)
+        # Every token handed out, newest last, so a test can look for leaks.
+        self.issued_tokens: deque[str] = deque(maxlen=_ISSUED_TOKENS_KEPT)
         self._extra_outages: list[tuple[str, Window]] = []
         self.configure(behaviour or Behaviour())
 
@@ -103,6 +106,7 @@ class SimulatedApi:
         """Forget counts, jobs, tokens and ad-hoc outages; keep the rules."""
         self.counters = Counters()
         self._tokens.clear()
+        self.issued_tokens.clear()
         self._jobs.clear()
         self.timeline.clear()
         self._extra_outages.clear()
@@ -392,6 +396,7 @@ class SimulatedApi:
             self._tokens = {t: v for t, v in self._tokens.items() if v[0] > now}
         token = secrets.token_urlsafe(32)
         self._tokens[token] = (now + self._behaviour.token_lifetime_s, scopes)
+        self.issued_tokens.append(token)
         return token
 
     def _timestamp(self) -> str:

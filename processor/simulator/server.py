@@ -199,6 +199,10 @@ class SimulatorThread:
         """Accepted submissions: ("in" | "out", Idempotency-Key, monotonic time)."""
         return self._call(_run(lambda: list(self.simulator.api.timeline)))
 
+    def issued_tokens(self) -> list[str]:
+        """The access tokens handed out so far (the latest ten thousand)."""
+        return self._call(_run(lambda: list(self.simulator.api.issued_tokens)))
+
     def configure(self, **changes: Any) -> None:
         api = self.simulator.api
         self._call(_run(lambda: api.configure(api.behaviour.changed(changes))))

@@ -61,8 +61,11 @@ class Rig:
         self,
         records: Iterable[tuple[bytes | None, bytes | None]],
         partition: int | None = None,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
     ) -> int:
-        return produce(self.bootstrap, self.topics.requests, records, partition)
+        return produce(
+            self.bootstrap, self.topics.requests, records, partition, headers
+        )
 
     def read(
         self, kind: str, expected: int, timeout: float = 90.0, settle: float = 1.0

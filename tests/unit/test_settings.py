@@ -97,6 +97,8 @@ def test_an_empty_required_setting_counts_as_missing() -> None:
         ("CXONE_BASE_URL", "cxone.test"),
         ("PROCESSOR_GRACE_PERIOD_S", "nan"),
         ("PROCESSOR_BACKOFF_INITIAL_S", "-1"),
+        ("PROCESSOR_HTTP_PORT", "70000"),
+        ("PROCESSOR_HTTP_PORT", "metrics"),
     ],
 )
 def test_an_invalid_value_names_its_variable(name: str, value: str) -> None:
