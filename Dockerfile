@@ -8,4 +8,7 @@ COPY schemas ./schemas
 RUN pip install --no-cache-dir .
 
 USER nobody
+# The simulator's API (`simulate --port 8080`) and the processor's /metrics
+# and /health/* (PROCESSOR_HTTP_PORT).
+EXPOSE 8080 9464
 ENTRYPOINT ["cxone-processor"]

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from processor import demo, logs, run
+from processor import actions_cli, demo, logs, produce, replay, run, tail
 from processor.errors import ProcessorError, SettingsError
 from processor.localkafka import cli as broker_cli
 from processor.simulator import cli as simulate_cli
@@ -66,10 +66,34 @@ def _parser() -> argparse.ArgumentParser:
             broker_cli.main,
         ),
         (
+            "replay",
+            "send dead letters back to the requests topic, each batch exactly once",
+            replay.add_arguments,
+            replay.main,
+        ),
+        (
+            "produce",
+            "send job requests from a JSON Lines file to the requests topic",
+            produce.add_arguments,
+            produce.main,
+        ),
+        (
+            "tail",
+            "print a topic's records, decoded, as JSON Lines",
+            tail.add_arguments,
+            tail.main,
+        ),
+        (
             "demo",
-            "start a local broker and simulator and send a job through them",
+            "run the processor on a local broker and simulator: a live view, a summary",
             demo.add_arguments,
             demo.main,
+        ),
+        (
+            "actions",
+            "read a Data Action, or check a JSON patch and apply it",
+            actions_cli.add_arguments,
+            actions_cli.main,
         ),
     ]
     for name, summary, add_arguments, command in subcommands:

@@ -1,4 +1,4 @@
-"""The CXone Data Actions API as the processor uses it: read an action, submit a job.
+"""The CXone Data Actions API: read and patch an action, submit a job.
 
 Answers are sorted into the project's error types here, so the layers above
 decide by type alone: ``ThrottledError`` (429), ``UnauthorizedError`` (401),
@@ -9,6 +9,7 @@ decide by type alone: ``ThrottledError`` (429), ``UnauthorizedError`` (401),
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -88,6 +89,19 @@ class CxoneApi:
         if not isinstance(status, str):
             raise RetryableApiError("action answer has no status", answer.status_code)
         return Action(action_id, status)
+
+    async def describe_action(self, action_id: str) -> dict[str, Any]:
+        """``GET /api/v2/data-actions/{id}``: the action as the API describes it."""
+        action_url, _ = self._urls_for(action_id)
+        return _json_body(await self._send("GET", action_url, None, {}, 0))
+
+    async def patch_action(
+        self, action_id: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``PATCH /api/v2/data-actions/{id}``: the updated action."""
+        action_url, _ = self._urls_for(action_id)
+        body = json.dumps(patch).encode()
+        return _json_body(await self._send("PATCH", action_url, body, {}, 0))
 
     async def submit_job(
         self, request: JobRequest, resend_count: int = 0

@@ -5,6 +5,7 @@
     ProcessorError
     ├── SettingsError               a setting is missing or invalid (names it)
     ├── InvalidRequest              a job request cannot be decoded or validated
+    ├── InvalidActionPatch          an action patch breaks its schema (lists each field)
     ├── ApiError                    the CXone API could not be used
     │   ├── RetryableApiError       5xx, timeouts, refused connections
     │   ├── ThrottledError          429: wait ``retry_after_s`` and try again
@@ -40,6 +41,15 @@ class SettingsError(ProcessorError):
 
 class InvalidRequest(ProcessorError):  # noqa: N818 - named for the dead-letter reason
     """A job request that cannot be decoded or validated; the message says why."""
+
+
+class InvalidActionPatch(ProcessorError):  # noqa: N818 - named like InvalidRequest
+    """An action patch that breaks its schema; ``problems`` are ``field: message``."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source} is not a valid action patch: {'; '.join(problems)}")
+        self.source = source
+        self.problems = problems
 
 
 class ApiError(ProcessorError):
