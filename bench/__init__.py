@@ -1,0 +1,1 @@
+"""The benchmark: how close the processor gets to what the API allows."""
