@@ -4,6 +4,10 @@ Each node is both broker and controller, so a single node is a whole cluster
 and three nodes keep a controller quorum with one of them down. Everything
 listens on free loopback ports and lives in a temporary folder that
 ``stop()`` removes.
+
+With ``sasl_users``, each node also has a ``SASL_PLAINTEXT`` listener that
+takes SCRAM-SHA-256 logins of those users (``sasl_bootstrap_servers``); the
+plain listener stays, for the tools and tests that set the cluster up.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,6 +23,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
@@ -35,6 +41,12 @@ _START_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 15.0
 _LOG_TAIL_LINES = 25
 
+SCRAM_MECHANISM = "SCRAM-SHA-256"
+_SASL_LISTENER = "SASL"
+# kafka-storage reads a credential as "MECHANISM=[name=N,password=P]"; these
+# characters would end a field early, so names and passwords may not use them.
+_SCRAM_UNSAFE = re.compile(r'[\s,=\[\]"]')
+
 
 @dataclass
 class Node:
@@ -44,11 +56,16 @@ class Node:
     port: int
     controller_port: int
     folder: Path
+    sasl_port: int | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_address(self) -> str | None:
+        return None if self.sasl_port is None else f"127.0.0.1:{self.sasl_port}"
 
     @property
     def log_path(self) -> Path:
@@ -70,7 +87,7 @@ class LocalKafka:
 
     With three nodes, topics default to replication factor 3 and
     ``min.insync.replicas=2``, so ``acks=all`` producers go on with one node
-    stopped.
+    stopped. ``sasl_users`` (name to password) adds a SCRAM-SHA-256 listener.
     """
 
     def __init__(
@@ -79,11 +96,14 @@ class LocalKafka:
         *,
         extra_config: dict[str, str] | None = None,
         java: str | None = None,
+        sasl_users: Mapping[str, str] | None = None,
     ) -> None:
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
         self._size = nodes
         self._extra_config = dict(extra_config or {})
+        self._scram_arguments = scram_arguments(sasl_users or {})
+        self._sasl = bool(sasl_users)
         self._java = java or _find_java()
         self._root: Path | None = None
         self._classpath = ""
@@ -94,14 +114,20 @@ class LocalKafka:
     def bootstrap_servers(self) -> str:
         return ",".join(node.address for node in self.nodes)
 
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        """The SCRAM listeners' addresses (empty without ``sasl_users``)."""
+        return ",".join(filter(None, (node.sasl_address for node in self.nodes)))
+
     def start(self, timeout: float = _START_TIMEOUT_S) -> LocalKafka:
         """Format every node's storage, start them, wait until all answer."""
         self._classpath = jars.classpath()
         root = self._root = Path(tempfile.mkdtemp(prefix="cxone-kafka-"))
         self._cluster_id = _new_cluster_id()
-        ports = _free_ports(2 * self._size)
+        per_node = 3 if self._sasl else 2
+        ports = _free_ports(per_node * self._size)
         self.nodes = [
-            _plan_node(root, i + 1, ports[2 * i], ports[2 * i + 1])
+            _plan_node(root, i + 1, *ports[per_node * i : per_node * (i + 1)])
             for i in range(self._size)
         ]
 
@@ -163,6 +189,7 @@ class LocalKafka:
             "--config",
             str(node.folder / "server.properties"),
             "--ignore-formatted",
+            *self._scram_arguments,
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -222,10 +249,38 @@ class LocalKafka:
         (node.folder / "server.properties").write_text("\n".join(lines) + "\n")
 
 
-def _plan_node(root: Path, node_id: int, port: int, controller_port: int) -> Node:
+def _plan_node(
+    root: Path,
+    node_id: int,
+    port: int,
+    controller_port: int,
+    sasl_port: int | None = None,
+) -> Node:
     folder = root / f"node-{node_id}"
     (folder / "data").mkdir(parents=True)
-    return Node(node_id, port, controller_port, folder)
+    return Node(node_id, port, controller_port, folder, sasl_port)
+
+
+def scram_arguments(users: Mapping[str, str]) -> list[str]:
+    """``kafka-storage format`` arguments that create the users' SCRAM logins."""
+    # Known limitation: the passwords go on the storage tool's command line,
+    # where other users of the machine can read them while it runs; this
+    # broker is for development and tests, with throwaway credentials.
+    arguments: list[str] = []
+    for name, password in users.items():
+        _check_scram_text(f"SASL user name {name!r}", name)
+        _check_scram_text(f"SASL password of {name!r}", password)
+        credential = f"{SCRAM_MECHANISM}=[name={name},password={password}]"
+        arguments.append(f"--add-scram={credential}")
+    return arguments
+
+
+def _check_scram_text(what: str, text: str) -> None:
+    if not text or _SCRAM_UNSAFE.search(text):
+        raise ValueError(
+            f'{what} must be non-empty, without spaces, commas, "=", "[", "]" '
+            "or double quotes"
+        )
 
 
 def _node_settings(node: Node, nodes: list[Node]) -> dict[str, str]:
@@ -236,14 +291,9 @@ def _node_settings(node: Node, nodes: list[Node]) -> dict[str, str]:
         "process.roles": "broker,controller",
         "node.id": str(node.node_id),
         "controller.quorum.voters": voters,
-        "listeners": (
-            f"PLAINTEXT://127.0.0.1:{node.port},"
-            f"CONTROLLER://127.0.0.1:{node.controller_port}"
-        ),
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+        **_listener_settings(node),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "log.dirs": str(node.folder / "data"),
         "num.partitions": "1",
         "default.replication.factor": replicas,
@@ -260,6 +310,34 @@ def _node_settings(node: Node, nodes: list[Node]) -> dict[str, str]:
         "broker.session.timeout.ms": "3000",
         "delete.topic.enable": "true",
         "log.segment.bytes": str(64 * 1024 * 1024),
+    }
+
+
+def _listener_settings(node: Node) -> dict[str, str]:
+    plain = f"PLAINTEXT://127.0.0.1:{node.port}"
+    controller = f"CONTROLLER://127.0.0.1:{node.controller_port}"
+    protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if node.sasl_port is None:
+        return {
+            "listeners": f"{plain},{controller}",
+            "advertised.listeners": plain,
+            "listener.security.protocol.map": protocols,
+        }
+
+    sasl = f"{_SASL_LISTENER}://127.0.0.1:{node.sasl_port}"
+    prefix = f"listener.name.{_SASL_LISTENER.lower()}"
+    return {
+        "listeners": f"{plain},{sasl},{controller}",
+        "advertised.listeners": f"{plain},{sasl}",
+        "listener.security.protocol.map": (
+            f"{protocols},{_SASL_LISTENER}:SASL_PLAINTEXT"
+        ),
+        f"{prefix}.sasl.enabled.mechanisms": SCRAM_MECHANISM,
+        # The logins themselves live in the cluster metadata (added at format
+        # time); the login module only needs naming.
+        f"{prefix}.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        ),
     }
 
 

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import ssl
 
 from processor.simulator.behaviour import (
     ACTION_STATUSES,
@@ -24,6 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
         "--port", type=int, default=8080, help="port to listen on; 0 picks a free one"
+    )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        help="serve HTTPS with this certificate chain (needs --tls-key)",
+    )
+    parser.add_argument(
+        "--tls-key", metavar="PEM", help="the private key of --tls-cert"
     )
 
     auth = parser.add_argument_group("credentials")
@@ -134,14 +143,39 @@ def behaviour_from(args: argparse.Namespace) -> Behaviour:
     )
 
 
+def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """The server's SSL context for ``--tls-cert``/``--tls-key``, if given.
+
+    Raises ``BehaviourError`` naming the flag when only one is given or the
+    files cannot be used.
+    """
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        missing = "--tls-cert" if cert is None else "--tls-key"
+        raise BehaviourError(f"{missing} is required with the other TLS flag")
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise BehaviourError(
+            f"--tls-cert {cert} and --tls-key {key} cannot be used: {exc}"
+        ) from None
+    return context
+
+
 def main(args: argparse.Namespace) -> int:
     behaviour = behaviour_from(args)
-    asyncio.run(_serve(behaviour, args.host, args.port))
+    context = tls_context(args.tls_cert, args.tls_key)
+    asyncio.run(_serve(behaviour, args.host, args.port, context))
     return 0
 
 
-async def _serve(behaviour: Behaviour, host: str, port: int) -> None:
-    simulator = Simulator(behaviour, host=host, port=port)
+async def _serve(
+    behaviour: Behaviour, host: str, port: int, context: ssl.SSLContext | None
+) -> None:
+    simulator = Simulator(behaviour, host=host, port=port, ssl_context=context)
     url = await simulator.start()
     # The first line of stdout is the address, for scripts that start us.
     print(f"simulator listening on {url}", flush=True)

@@ -7,6 +7,9 @@ counted as one.
 
 Besides the API, ``/_simulator/`` serves the counts (``GET stats``), the
 rules (``GET``/``POST config``), ``POST reset`` and ``POST outage``.
+
+Given an ``ssl.SSLContext`` it serves HTTPS instead, so a client's certificate
+checks can be proven against it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import asyncio
 import json
 import logging
 import re
+import ssl
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
@@ -45,24 +49,36 @@ class Simulator:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.api = SimulatedApi(behaviour)
         self._host = host
         self._port = port
+        self._ssl_context = ssl_context
         self._runner: web.ServerRunner | None = None
         self.url = ""
 
     async def start(self) -> str:
-        """Listen and return the base URL, such as ``http://127.0.0.1:41234``."""
+        """Listen and return the base URL, such as ``http://127.0.0.1:41234``.
+
+        The scheme is ``https`` when the simulator was given an SSL context.
+        """
         server = web.Server(self._handle, access_log=None)
         self._runner = web.ServerRunner(server, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port, reuse_address=True)
+        site = web.TCPSite(
+            self._runner,
+            self._host,
+            self._port,
+            reuse_address=True,
+            ssl_context=self._ssl_context,
+        )
         await site.start()
 
         sockets = self._runner.addresses
         host, port = sockets[0][0], sockets[0][1]
-        self.url = f"http://{host}:{port}"
+        scheme = "http" if self._ssl_context is None else "https"
+        self.url = f"{scheme}://{host}:{port}"
         log.info("simulator listening on %s", self.url)
         return self.url
 
@@ -168,8 +184,14 @@ class SimulatorThread:
     from any thread, and reads the API's state on the simulator's own loop.
     """
 
-    def __init__(self, behaviour: Behaviour | None = None, *, port: int = 0) -> None:
-        self.simulator = Simulator(behaviour, port=port)
+    def __init__(
+        self,
+        behaviour: Behaviour | None = None,
+        *,
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.simulator = Simulator(behaviour, port=port, ssl_context=ssl_context)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="cxone-simulator", daemon=True
