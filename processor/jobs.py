@@ -22,6 +22,9 @@ ACTION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 REQUEST_ID_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}\Z")
 MAX_REQUEST_ID_LENGTH = 128
 DEFAULT_OPTIONS: dict[str, Any] = {"async": True}
+# Deeper values are refused: every later step that walks one recursively
+# (encoding the body, logging it) must stay far from Python's recursion limit.
+MAX_NESTING = 64
 
 _AVRO_MAGICS = (b"\xc3\x01", b"\x00")
 
@@ -120,7 +123,7 @@ def _json_object(data: bytes, what: str) -> dict[str, Any]:
             f"at line {exc.lineno} column {exc.colno}"
         ) from None
     except RecursionError:
-        raise InvalidRequest(f"{what} is nested too deeply") from None
+        raise _too_deep(what) from None
     except ValueError as exc:
         raise InvalidRequest(f"{what} is not valid JSON: {exc}") from None
 
@@ -128,7 +131,31 @@ def _json_object(data: bytes, what: str) -> dict[str, Any]:
         raise InvalidRequest(
             f"{what} must be a JSON object, not {type(parsed).__name__}"
         )
+    if _deeper_than(parsed, MAX_NESTING):
+        raise _too_deep(what)
     return parsed
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether objects and arrays nest in ``value`` more than ``limit`` levels.
+
+    Walked with a stack of its own, so any depth the parser let through is
+    measured without recursion.
+    """
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, dict):
+            pending.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            pending.extend((child, depth + 1) for child in node)
+    return False
+
+
+def _too_deep(what: str) -> InvalidRequest:
+    return InvalidRequest(f"{what} nests deeper than {MAX_NESTING} levels")
 
 
 def _refuse_constant(name: str) -> Any:
