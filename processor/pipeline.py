@@ -14,7 +14,7 @@ import logging
 import ssl
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -26,14 +26,18 @@ from processor.auth import TokenSource
 from processor.breaker import Breaker
 from processor.consumer import ConsumerThread
 from processor.cxone import CxoneApi
-from processor.errors import AuthenticationError, ProcessorError, RetryableApiError
+from processor.errors import (
+    AuthenticationError,
+    ProcessorError,
+    RetryableApiError,
+    UntrustedCertificateError,
+)
 from processor.flow import FlowControl
 from processor.limiter import AdaptiveLimit
 from processor.metrics import Gauges
 from processor.observability import Observability
 from processor.offsets import OffsetTracker, TopicPartition
 from processor.outputs import (
-    Ack,
     Outputs,
     ProducerHealth,
     codecs_for,
@@ -50,6 +54,8 @@ log = logging.getLogger(__name__)
 
 _PRODUCER_POLL_S = 0.005
 _METADATA_TIMEOUT_S = 15.0
+# How long each wait for metadata lasts before the error reports are checked.
+_REACH_POLL_S = 0.5
 _FINAL_FLUSH_S = 15.0
 
 
@@ -82,7 +88,7 @@ class Pipeline:
             producer = Producer(producer_config(self.settings, health))
         except KafkaException as exc:
             raise kafka_setting_error(exc.args[0].str()) from None
-        _check_topics(producer, self.settings)
+        _check_topics(producer, self.settings, health)
         self._outputs = Outputs(producer, self.settings, codecs, self._fail, health)
 
         transport = self._http_transport()
@@ -151,6 +157,8 @@ class Pipeline:
         tokens = TokenSource(client, self.settings)
         try:
             await tokens.token()
+        except UntrustedCertificateError as exc:
+            raise ProcessorError(f"cannot connect to CXone: {exc}") from None
         except RetryableApiError as exc:
             log.warning("CXone token endpoint not ready (%s); jobs will retry", exc)
         metrics = self._observability.metrics
@@ -345,17 +353,23 @@ class Pipeline:
         record = job.payload.record
         partition = record.topic_partition
         self._unacked[partition] += 1
-        acked = self._acker(record)
-        task = asyncio.create_task(self._worker.process(job.payload, acked))
+        output = _Output(self._tracker, record, self._settled)
+        task = asyncio.create_task(self._worker.process(job.payload, output.acked))
         self._tasks[partition].add(task)
-        task.add_done_callback(lambda done: self._ended(job, done))
+        task.add_done_callback(lambda done: self._ended(job, done, output))
 
-    def _ended(self, job: Job[Parsed], task: asyncio.Task[None]) -> None:
+    def _ended(
+        self, job: Job[Parsed], task: asyncio.Task[None], output: _Output
+    ) -> None:
         self._scheduler.finished(job)
         tasks = self._tasks.get(job.payload.record.topic_partition)
         if tasks is not None:
             tasks.discard(task)
         error = None if task.cancelled() else task.exception()
+        if task.cancelled() or error is not None:
+            # No output is coming: nothing to wait for at shutdown. The offset
+            # stays unfinished, so no commit passes the record.
+            output.abandoned()
         if isinstance(error, AuthenticationError):
             # Credentials refused mid-run: every job would fail the same way.
             self._fail(error)
@@ -364,15 +378,9 @@ class Pipeline:
             self._fail(ProcessorError(f"a job failed unexpectedly: {error!r}"))
         self._dispatch()
 
-    def _acker(self, record: Record) -> Ack:
-        partition, offset = record.topic_partition, record.offset
-
-        def acked() -> None:
-            self._tracker.done(partition, offset)
-            if partition in self._unacked:
-                self._unacked[partition] -= 1
-
-        return acked
+    def _settled(self, partition: TopicPartition) -> None:
+        if partition in self._unacked:
+            self._unacked[partition] -= 1
 
     # -- helpers ------------------------------------------------------------------
 
@@ -490,10 +498,13 @@ def _registry(settings: Settings) -> schemas.Registry | None:
     return schemas.registry_client(settings.schema_registry_url)
 
 
-def _check_topics(producer: Producer, settings: Settings) -> None:
+def _check_topics(
+    producer: Producer, settings: Settings, health: ProducerHealth
+) -> None:
     """Fail at start, in one line, when Kafka or an output topic is missing."""
     wanted = [settings.results_topic, settings.deadletter_topic, settings.audit_topic]
     try:
+        _reach(producer, settings, health)
         for topic in wanted:
             metadata = producer.list_topics(topic, timeout=_METADATA_TIMEOUT_S)
             error = metadata.topics[topic].error
@@ -507,6 +518,30 @@ def _check_topics(producer: Producer, settings: Settings) -> None:
         ) from None
 
 
+def _reach(producer: Producer, settings: Settings, health: ProducerHealth) -> None:
+    """Wait for the brokers' metadata, stopping at once if they refuse the login.
+
+    librdkafka reports a refused login only to the error callback, which
+    polling serves; without it the start would fail later as a vague
+    transport failure.
+    """
+    deadline = time.monotonic() + _METADATA_TIMEOUT_S
+    while True:
+        try:
+            producer.list_topics(timeout=_REACH_POLL_S)
+            return
+        except KafkaException:
+            producer.poll(0)
+            if health.authentication_error is not None:
+                raise ProcessorError(
+                    f"Kafka at {settings.bootstrap_servers} refused the login "
+                    f"({health.authentication_error}): check KAFKA_SASL_USERNAME, "
+                    "KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISMS"
+                ) from None
+            if time.monotonic() > deadline:
+                raise
+
+
 def _started_details(settings: Settings) -> dict[str, object]:
     return {
         "requests_topic": settings.requests_topic,
@@ -518,3 +553,31 @@ def _started_details(settings: Settings) -> dict[str, object]:
 
 def _names(partitions: Iterable[TopicPartition]) -> str:
     return ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(partitions))
+
+
+class _Output:
+    """The output a started job owes: acknowledged by the broker, or abandoned."""
+
+    def __init__(
+        self,
+        tracker: OffsetTracker,
+        record: Record,
+        settled: Callable[[TopicPartition], None],
+    ) -> None:
+        self._tracker = tracker
+        self._partition = record.topic_partition
+        self._offset = record.offset
+        self._settled = settled
+        self._owed = True
+
+    def acked(self) -> None:
+        self._tracker.done(self._partition, self._offset)
+        self._settle()
+
+    def abandoned(self) -> None:
+        self._settle()
+
+    def _settle(self) -> None:
+        if self._owed:
+            self._owed = False
+            self._settled(self._partition)
