@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable
 
 import httpx
 
-from processor.errors import AuthenticationError, RetryableApiError
+from processor.errors import (
+    AuthenticationError,
+    RetryableApiError,
+    UntrustedCertificateError,
+)
 from processor.logs import redact
 from processor.settings import Settings
 
@@ -23,6 +28,8 @@ log = logging.getLogger(__name__)
 
 _MAX_EARLY_REFRESH_S = 60.0
 _EARLY_REFRESH_SHARE = 0.2
+# How far down an error's causes a certificate failure is looked for.
+_MAX_CAUSES = 8
 
 
 class TokenSource:
@@ -72,8 +79,14 @@ class TokenSource:
         try:
             answer = await self._client.post(self._url, data=self._form)
         except httpx.TransportError as exc:
+            if _certificate_refused(exc):
+                raise UntrustedCertificateError(
+                    f"the TLS certificate of {self._url} cannot be verified "
+                    f"({_certificate_reason(exc)}): trust its CA with "
+                    "CXONE_CA_BUNDLE, or check CXONE_BASE_URL"
+                ) from None
             raise RetryableApiError(
-                f"token endpoint unreachable: {type(exc).__name__}"
+                f"token endpoint unreachable: {type(exc).__name__}: {exc}"
             ) from None
 
         if answer.status_code >= 500 or answer.status_code == 429:
@@ -119,3 +132,27 @@ def _oauth_error(answer: httpx.Response) -> str:
     except (ValueError, AttributeError):
         code = None
     return code if isinstance(code, str) and code.isidentifier() else "no error code"
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    return _certificate_error(exc) is not None
+
+
+def _certificate_reason(exc: BaseException) -> str:
+    error = _certificate_error(exc)
+    return getattr(error, "verify_message", None) or str(error)
+
+
+def _certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure somewhere in ``exc``'s causes."""
+    seen: BaseException | None = exc
+    for _ in range(_MAX_CAUSES):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        found = getattr(seen, "certificate_error", None)  # aiohttp's wrapper
+        if isinstance(found, ssl.SSLCertVerificationError):
+            return found
+        seen = seen.__cause__ or seen.__context__
+    return None

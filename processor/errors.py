@@ -8,6 +8,7 @@
     ├── InvalidActionPatch          an action patch breaks its schema (lists each field)
     ├── ApiError                    the CXone API could not be used
     │   ├── RetryableApiError       5xx, timeouts, refused connections
+    │   │   └── UntrustedCertificateError  the API's TLS certificate cannot be verified
     │   ├── ThrottledError          429: wait ``retry_after_s`` and try again
     │   ├── UnauthorizedError       401: the token is missing or expired
     │   ├── RejectedError           any other 4xx: the request itself is wrong
@@ -63,6 +64,14 @@ class ApiError(ProcessorError):
 
 class RetryableApiError(ApiError):
     """A fault worth another attempt: 5xx, a timeout, a refused connection."""
+
+
+class UntrustedCertificateError(RetryableApiError):
+    """The API's TLS certificate failed verification: a set-up problem.
+
+    Retryable while running (a certificate being replaced), but it stops the
+    start, where it can only mean the CA is not trusted yet.
+    """
 
 
 class ThrottledError(ApiError):

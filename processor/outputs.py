@@ -86,8 +86,12 @@ class ProducerHealth:
 
     def __init__(self) -> None:
         self.healthy = True
+        # The brokers' refusal of this client's credentials, if they refused.
+        self.authentication_error: str | None = None
 
     def error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._AUTHENTICATION:
+            self.authentication_error = error.str()
         if error.fatal() or error.code() == KafkaError._ALL_BROKERS_DOWN:
             if self.healthy:
                 log.warning("the producer cannot reach Kafka: %s", error.str())
