@@ -273,6 +273,10 @@ class ConsumerThread:
         if self._pause_reason is not None:
             # Partitions come back paused while the reason for it holds.
             consumer.pause(partitions)
+        else:
+            # librdkafka remembers a pause across losing a partition and
+            # getting it back; a pause that ended meanwhile must not stay.
+            consumer.resume(partitions)
         chosen = [(tp.topic, tp.partition) for tp in partitions]
         self._wait_for(self._sink.assigned(chosen, self._pause_reason), "assignment")
 
