@@ -267,6 +267,9 @@ class ConsumerThread:
     ) -> None:
         if error is not None and error.code() != KafkaError._NO_OFFSET:
             log.warning("an asynchronous commit failed: %s", error)
+            # Offered again by the next commit, or it would stay behind for good.
+            positions = {(tp.topic, tp.partition): tp.offset for tp in partitions}
+            self._loop.call_soon_threadsafe(self._sink.commit_failed, positions)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         consumer.incremental_assign(partitions)
