@@ -278,7 +278,11 @@ class Pipeline:
         )
         self._outputs.audit(
             AuditType.PARTITIONS_PAUSED,
-            details={"reason": reason, "partitions": _names(partitions)},
+            details={
+                "reason": reason,
+                "partitions": _names(partitions),
+                "buffered": self._scheduler.buffered,
+            },
         )
 
     def resumed(self, reason: str, partitions: list[TopicPartition]) -> None:
@@ -289,6 +293,7 @@ class Pipeline:
                 "reason": reason,
                 "paused_s": round(paused_s, 3),
                 "partitions": _names(partitions),
+                "buffered": self._scheduler.buffered,
             },
         )
 

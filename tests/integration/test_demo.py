@@ -111,7 +111,8 @@ def children(parent: int) -> dict[int, str]:
             continue
         # The command name in brackets may hold spaces: fields follow the last ")".
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == parent:
+        # A zombie has an empty command line: keep what it ran while alive.
+        if ppid == parent and command:
             found[int(entry.name)] = command.replace(b"\0", b" ").decode()
     return found
 

@@ -76,15 +76,23 @@ def test_a_full_buffer_pauses_consumption_and_resumes_below_half(
     processor.stop()
     events = audit_events(world, 800)
 
-    reasons = Counter(
-        e["details"]["reason"] for e in of_type(events, "PARTITIONS_PAUSED")
-    )
-    resumed = Counter(
-        e["details"]["reason"] for e in of_type(events, "PARTITIONS_RESUMED")
-    )
+    paused = [
+        e["details"]
+        for e in of_type(events, "PARTITIONS_PAUSED")
+        if e["details"]["reason"] == "buffer_full"
+    ]
+    resumed = [
+        e["details"]
+        for e in of_type(events, "PARTITIONS_RESUMED")
+        if e["details"]["reason"] == "buffer_full"
+    ]
     assert len(results) == 400
-    assert reasons["buffer_full"] >= 2
-    assert resumed["buffer_full"] >= 2
+    # The consumer fetches no more than the buffer has room for, so once the
+    # flow settles the buffer may hover just under full: how many times it
+    # fills depends on the machine's pace, not on the rule under test.
+    assert paused
+    assert len(resumed) == len(paused)
+    assert all(int(details["buffered"]) <= 10 for details in resumed)
 
 
 def test_the_cap_matrix_bounds_each_action_and_others_go_on(rig: RigFactory) -> None:
