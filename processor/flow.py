@@ -61,11 +61,17 @@ class FlowControl:
         """The submission's answer is in: its slot goes to the next one."""
         self.slots.release()
 
-    def pause_reason(self) -> str | None:
-        """Why consumption should pause now, if it should."""
+    def pause_reason(self, jobs_in_hand: int) -> str | None:
+        """Why consumption should pause now, if it should.
+
+        ``jobs_in_hand`` counts the jobs started and not ended. Only a job can
+        probe an open breaker: with none in hand (all revoked with their
+        partitions, say), pausing would wait for a probe that never comes, so
+        consumption goes on until one arrives.
+        """
         if self.throttle.held:
             return "throttled"
-        if self.breaker.open:
+        if self.breaker.open and jobs_in_hand > 0:
             return "breaker_open"
         return None
 

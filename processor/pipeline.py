@@ -262,7 +262,7 @@ class Pipeline:
             return "stopping"
         if self._full:
             return "buffer_full"
-        return self._flow.pause_reason()
+        return self._flow.pause_reason(self._scheduler.in_flight)
 
     def room(self) -> int:
         # Called from the consumer thread, like pause_reason.
