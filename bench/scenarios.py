@@ -32,18 +32,27 @@ def littles_law(world: World) -> Figures:
     jobs = world.count(20_000, 2_000)
     with simulator(_LATENCY) as sim, processor(world, sim, jobs, in_flight):
         sim.first_job()
-        started = time.monotonic()
+        started, first = time.monotonic(), sim.stats()
         deadline = started + 300
-        while sim.stats()["accepted"] < jobs and time.monotonic() < deadline:
+        while (last := sim.stats())["accepted"] < jobs and time.monotonic() < deadline:
             time.sleep(0.1)
         elapsed = time.monotonic() - started
     limit = in_flight / latency_s
     rate = jobs / elapsed
+
+    # Where a shortfall comes from, by Little's law at the API's side: fewer
+    # submissions held than C, or each held longer than L.
+    held_s = last["in_flight_s"] - first["in_flight_s"]
+    answered = (last["submissions"] - last["in_flight"]) - (
+        first["submissions"] - first["in_flight"]
+    )
     return {
         "jobs": jobs,
         "limit_jobs_per_s": limit,
         "jobs_per_s": round(rate, 1),
         "ratio": round(rate / limit, 3),
+        "api_mean_in_flight": round(held_s / elapsed, 1),
+        "api_mean_latency_ms": round(1000 * held_s / max(1, answered), 1),
         "target": "ratio >= 0.95",
     }
 

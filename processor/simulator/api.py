@@ -212,7 +212,7 @@ class SimulatedApi:
         the server calls once the reply (after its delay) has been sent.
         """
         self.counters.submissions += 1
-        self.counters.enter(action_id)
+        self.counters.enter(action_id, self._clock())
 
         refused = self._refuse_request(authorization, action_id, body)
         if refused is None:
@@ -227,7 +227,7 @@ class SimulatedApi:
         self, action_id: str, reply: Reply | None = None, key: str | None = None
     ) -> None:
         """The answer to a job submission has been sent."""
-        self.counters.leave(action_id)
+        self.counters.leave(action_id, self._clock())
         if reply is not None and reply.status == 202 and key:
             self.timeline.append(("out", key, self._clock()))
 
@@ -239,7 +239,7 @@ class SimulatedApi:
     def stats(self) -> dict[str, Any]:
         """Every count, plus what a reader needs to make sense of them."""
         return {
-            **self.counters.snapshot(),
+            **self.counters.snapshot(self._clock()),
             "uptime_s": round(self.elapsed_s(), 3),
             "jobs_stored": len(self._jobs),
             "live_tokens": len(self._tokens),

@@ -45,12 +45,19 @@ class Counters:
     max_concurrent: int = 0
     in_flight_by_action: dict[str, int] = field(default_factory=dict)
     max_concurrent_by_action: dict[str, int] = field(default_factory=dict)
+    # Seconds job submissions have been held, summed over all of them: its
+    # growth over a window, divided by the window, is the mean concurrency;
+    # divided by the answers given in it, the mean time to answer.
+    in_flight_s: float = 0.0
 
     @property
     def throttled(self) -> int:
         return self.throttled_rate + self.throttled_concurrency
 
-    def enter(self, action_id: str) -> None:
+    def enter(self, action_id: str, now: float) -> None:
+        # Held time is kept as the sum of leave times less enter times; the
+        # submissions still held are added at their snapshot.
+        self.in_flight_s -= now
         self.in_flight += 1
         self.max_concurrent = max(self.max_concurrent, self.in_flight)
 
@@ -59,7 +66,8 @@ class Counters:
         if current > self.max_concurrent_by_action.get(action_id, 0):
             self.max_concurrent_by_action[action_id] = current
 
-    def leave(self, action_id: str) -> None:
+    def leave(self, action_id: str, now: float) -> None:
+        self.in_flight_s += now
         self.in_flight -= 1
         remaining = self.in_flight_by_action[action_id] - 1
         if remaining:
@@ -67,7 +75,8 @@ class Counters:
         else:
             del self.in_flight_by_action[action_id]
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, now: float) -> dict[str, Any]:
         counts = dataclasses.asdict(self)
         counts["throttled"] = self.throttled
+        counts["in_flight_s"] = round(self.in_flight_s + self.in_flight * now, 6)
         return counts

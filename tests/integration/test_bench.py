@@ -50,6 +50,8 @@ def test_the_short_form_measures_every_figure_of_every_scenario(
     # What each scenario is about really happened in it.
     assert scenarios["outage"]["dead_letters"] == 0
     assert scenarios["littles_law"]["jobs_per_s"] > 0
+    assert 0 < scenarios["littles_law"]["api_mean_in_flight"] <= 64
+    assert scenarios["littles_law"]["api_mean_latency_ms"] > 0
     assert scenarios["ceiling"]["cpu_us_per_job_c64"] > 0
     assert scenarios["rate_limit"]["share_429"] <= 1
     assert scenarios["memory"]["peak_rss_mb"] > 0

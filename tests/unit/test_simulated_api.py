@@ -198,6 +198,21 @@ def test_the_concurrency_cap_answers_429_while_too_many_are_in_flight() -> None:
     assert api.counters.max_concurrent_by_action == {"action_a": 3}
 
 
+def test_it_sums_the_time_submissions_are_held_including_those_still_held() -> None:
+    api, clock = make_api()
+    auth = bearer(api)
+
+    api.begin_job(auth, "action_a", "k-1", JOB)
+    clock.now += 0.5
+    api.begin_job(auth, "action_a", "k-2", JOB)
+    clock.now += 0.25
+    api.end_job("action_a")
+    clock.now += 1.0
+
+    # Two held from 0.5 s to 0.75 s, one before and one after: 2 s in all.
+    assert api.stats()["in_flight_s"] == pytest.approx(2.0)
+
+
 def test_the_error_rate_injects_500s_and_503s() -> None:
     api, _ = make_api(error_rate=0.3, seed=11)
     auth = bearer(api)
