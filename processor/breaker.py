@@ -1,12 +1,17 @@
 """The circuit breaker: an outage is not the jobs' fault.
 
 When most recent submissions fail with faults (5xx, timeouts, refused
-connections, the token endpoint down), the breaker opens: nothing goes out
+connections, the token endpoint down), and no action among them is being
+answered, the breaker opens: nothing goes out
 but one probe at a time, at growing intervals, and the first probe that gets
 an answer closes it. A job that fails while the breaker is open spends no
 attempt; it waits in line. Probes are handed out in waiting order, so a job
 that fails for reasons of its own cannot keep the breaker open: the next
 probe is somebody else's.
+
+An action that fails while another is answered is that action's trouble, not
+an outage: its jobs spend their attempts and end as dead letters, and the
+rest go on.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ class State(StrEnum):
     PROBING = "probing"
 
 
+# Known limitation: with a single action in use, that action failing on its
+# own cannot be told from an outage; its jobs wait for it, with the breaker
+# open and probing, instead of being dead-lettered.
 class Breaker:
     """Opens when at least ``threshold`` of the last ``window`` submissions failed."""
 
@@ -43,7 +51,8 @@ class Breaker:
         max_probe_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._outcomes: deque[bool] = deque(maxlen=window)
+        # (action, failed) for the last ``window`` answers.
+        self._outcomes: deque[tuple[str, bool]] = deque(maxlen=window)
         self._min_samples = min_samples
         self._threshold = threshold
         self._first_probe_s = first_probe_s
@@ -87,21 +96,21 @@ class Breaker:
             self._probe_at = self._clock()
             self._hand_out()
 
-    def succeeded(self, sent_at: float | None = None) -> None:
-        """An answer that is no fault, to a request sent at ``sent_at``.
+    def succeeded(self, sent_at: float | None = None, action: str = "") -> None:
+        """An answer that is no fault, to a request for ``action`` sent at ``sent_at``.
 
         An answer to a request sent before the breaker opened proves nothing
         about the API now, so only later ones close it.
         """
-        self._outcomes.append(False)
+        self._outcomes.append((action, False))
         if self.state is State.CLOSED:
             return
         if sent_at is None or sent_at >= self._opened_at:
             self._close()
 
-    def failed(self) -> None:
-        """A fault; the breaker may be open when this returns."""
-        self._outcomes.append(True)
+    def failed(self, action: str = "") -> None:
+        """A fault of a request for ``action``; the breaker may be open after it."""
+        self._outcomes.append((action, True))
         if self.state is State.PROBING:
             self._interval_s = min(self._interval_s * 2, self._max_probe_s)
             self._reopen()
@@ -117,7 +126,12 @@ class Breaker:
         outcomes = self._outcomes
         if len(outcomes) < self._min_samples:
             return False
-        return sum(outcomes) / len(outcomes) >= self._threshold
+        faults = sum(failed for _, failed in outcomes)
+        if faults / len(outcomes) < self._threshold:
+            return False
+
+        latest = {action: failed for action, failed in outcomes}
+        return all(latest.values())
 
     def _reopen(self) -> None:
         self.state = State.OPEN

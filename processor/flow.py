@@ -79,25 +79,25 @@ class FlowControl:
         """The time flow control measures in; pass it back as ``sent_at``."""
         return self._clock()
 
-    def accepted(self, sent_at: float) -> None:
-        self.breaker.succeeded(sent_at)
+    def accepted(self, sent_at: float, action: str) -> None:
+        self.breaker.succeeded(sent_at, action)
         # Counted before this submission's slot is released, so a limit in
         # full use can be told from one with room to spare.
         self.limit.succeeded(self._clock() - sent_at, self.slots.in_use)
 
-    def answered(self, sent_at: float) -> None:
+    def answered(self, sent_at: float, action: str) -> None:
         """An answer that is no fault (a 4xx): the API is up."""
-        self.breaker.succeeded(sent_at)
+        self.breaker.succeeded(sent_at, action)
 
-    def throttled(self, sent_at: float, retry_after_s: float) -> None:
-        self.breaker.succeeded(sent_at)
+    def throttled(self, sent_at: float, retry_after_s: float, action: str) -> None:
+        self.breaker.succeeded(sent_at, action)
         # Counted before the refused submission's slot is released.
         self.limit.throttled(self.slots.in_use)
         self.throttle.hold(retry_after_s)
 
-    def faulted(self) -> bool:
+    def faulted(self, action: str) -> bool:
         """A fault; True when it is part of an outage, which costs no attempt."""
-        self.breaker.failed()
+        self.breaker.failed(action)
         return self.breaker.open
 
     def unused(self, probe: bool) -> None:

@@ -151,28 +151,28 @@ class Submitter:
                 job.sends += 1
                 accepted = await self._api.submit_job(request, job.sends - 1)
             except ThrottledError as exc:
-                self._flow.throttled(sent, exc.retry_after_s)
+                self._flow.throttled(sent, exc.retry_after_s, request.action_id)
                 if self._on_throttled is not None:
                     self._on_throttled(exc.retry_after_s)
                 continue
             except UnauthorizedError as exc:
-                self._flow.answered(sent)
+                self._flow.answered(sent, request.action_id)
                 unauthorized += 1
                 if unauthorized >= _MAX_UNAUTHORIZED_IN_A_ROW:
                     raise _persistent_401(exc, unauthorized) from None
                 continue
             except RetryableApiError:
-                if self._flow.faulted():
+                if self._flow.faulted(request.action_id):
                     continue  # an outage is not this job's fault
                 raise
             except RejectedError:
-                self._flow.answered(sent)
+                self._flow.answered(sent, request.action_id)
                 raise
             except BaseException:
                 self._flow.unused(probe)
                 raise
             else:
-                self._flow.accepted(sent)
+                self._flow.accepted(sent, request.action_id)
                 latency_ms = (time.perf_counter() - job.started) * 1000
                 return Submitted(accepted, attempts, latency_ms)
             finally:

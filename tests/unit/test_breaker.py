@@ -112,3 +112,24 @@ async def test_a_probe_that_asked_nothing_hands_over_at_once() -> None:
 
     assert probe is True
     assert await waiting is True
+
+
+def test_one_action_failing_while_another_is_answered_is_no_outage() -> None:
+    breaker = Breaker(window=10, min_samples=4)
+    breaker.succeeded(action="healthy")
+    for _ in range(9):
+        breaker.failed(action="broken")
+
+    assert breaker.state is State.CLOSED
+
+
+def test_it_opens_once_every_action_in_the_window_is_failing() -> None:
+    breaker = Breaker(window=10, min_samples=4)
+    breaker.succeeded(action="healthy")
+    for _ in range(6):
+        breaker.failed(action="broken")
+    assert breaker.state is State.CLOSED
+
+    breaker.failed(action="healthy")
+
+    assert breaker.open

@@ -32,7 +32,7 @@ async def test_a_held_throttle_pauses_consumption_until_it_lifts() -> None:
 def test_an_open_breaker_pauses_consumption_while_jobs_wait_to_probe_it() -> None:
     control = flow(FakeTime())
     for _ in range(4):
-        control.faulted()
+        control.faulted("action_a")
 
     assert control.pause_reason(jobs_in_hand=3) == "breaker_open"
 
@@ -42,7 +42,7 @@ def test_an_open_breaker_with_no_job_in_hand_lets_one_be_fetched_to_probe() -> N
     # now would hold the breaker open for good.
     control = flow(FakeTime())
     for _ in range(4):
-        control.faulted()
+        control.faulted("action_a")
 
     assert control.breaker.open
     assert control.pause_reason(jobs_in_hand=0) is None
