@@ -1,9 +1,10 @@
 """Flow control: the gates every submission passes, and what answers teach them.
 
-Four parts, each its own module: the ``Throttle`` (a 429's Retry-After holds
+Five parts, each its own module: the ``Throttle`` (a 429's Retry-After holds
 every submission), the ``Breaker`` (an outage holds them but one probe), the
 ``AdaptiveLimit`` (how many may be in flight) and the ``Slots`` that enforce
-it on the wire. While the throttle holds or the breaker is open, the
+it on the wire, and the ``Pacer`` (how many may start a second, once the API
+throttles with few in flight). While the throttle holds or the breaker is open, the
 consumer pauses its partitions too, so nothing piles up behind the gates.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Callable
 
 from processor.breaker import Breaker
 from processor.limiter import AdaptiveLimit
+from processor.pacer import Pacer
 from processor.slots import Slots
 from processor.throttle import Throttle
 
@@ -33,12 +35,14 @@ class FlowControl:
         breaker: Breaker,
         limit: AdaptiveLimit,
         clock: Callable[[], float] = time.monotonic,
+        pacer: Pacer | None = None,
     ) -> None:
         self._clock = clock
         self.throttle = throttle
         self.breaker = breaker
         self.limit = limit
         self.slots = Slots(limit)
+        self.pacer = pacer or Pacer(clock=clock)
 
     async def admit(self) -> bool:
         """Wait for the gates and a slot; True when this submission is the probe."""
@@ -46,6 +50,7 @@ class FlowControl:
             await self.throttle.wait()
             probe = await self.breaker.admit()
             try:
+                await self.pacer.wait()
                 await self.slots.acquire()
             except asyncio.CancelledError:
                 self.unused(probe)
@@ -84,6 +89,7 @@ class FlowControl:
         # Counted before this submission's slot is released, so a limit in
         # full use can be told from one with room to spare.
         self.limit.succeeded(self._clock() - sent_at, self.slots.in_use)
+        self.pacer.accepted()
 
     def answered(self, sent_at: float, action: str) -> None:
         """An answer that is no fault (a 4xx): the API is up."""
@@ -93,6 +99,7 @@ class FlowControl:
         self.breaker.succeeded(sent_at, action)
         # Counted before the refused submission's slot is released.
         self.limit.throttled(self.slots.in_use)
+        self.pacer.throttled(self.slots.in_use)
         self.throttle.hold(retry_after_s)
 
     def faulted(self, action: str) -> bool:

@@ -95,6 +95,13 @@ LIMIT = Instrument(
 PAUSED = Instrument(
     f"{_PREFIX}.partitions.paused", "gauge", "{partition}", "partitions paused now"
 )
+PACE = Instrument(
+    f"{_PREFIX}.pace",
+    "gauge",
+    "{job}/s",
+    "submissions allowed a second once the API throttles with few in flight; "
+    "0 while not pacing",
+)
 BUFFERED = Instrument(
     f"{_PREFIX}.buffered", "gauge", "{record}", "records fetched, not yet started"
 )
@@ -112,7 +119,8 @@ DRAIN_RATE = Instrument(
 )
 INSTRUMENTS = (
     RESULTS, DEAD_LETTERS, THROTTLED, RETRIES, BREAKER_OPENINGS, QUEUE_WAIT,
-    API_LATENCY, END_TO_END, IN_FLIGHT, LIMIT, PAUSED, BUFFERED, LAG, DRAIN_RATE,
+    API_LATENCY, END_TO_END, IN_FLIGHT, LIMIT, PACE, PAUSED, BUFFERED, LAG,
+    DRAIN_RATE,
 )  # fmt: skip
 
 
@@ -122,6 +130,7 @@ class Gauges:
 
     in_flight: Callable[[], int]
     limit: Callable[[], int]
+    pace: Callable[[], float]
     paused: Callable[[], int]
     buffered: Callable[[], int]
     lag: Callable[[], Mapping[str, int]]
@@ -147,6 +156,7 @@ class Metrics:
         single = {
             IN_FLIGHT: gauges.in_flight,
             LIMIT: gauges.limit,
+            PACE: gauges.pace,
             PAUSED: gauges.paused,
             BUFFERED: gauges.buffered,
             DRAIN_RATE: gauges.drain_rate,

@@ -121,6 +121,7 @@ class Pipeline:
         return Gauges(
             in_flight=lambda: self._flow.slots.in_use,
             limit=self._flow.limit,
+            pace=lambda: round(self._flow.pacer.rate() or 0.0, 1),
             paused=lambda: self._consumer.paused_partitions,
             buffered=lambda: self._scheduler.buffered,
             lag=lambda: self._consumer.lag,

@@ -180,6 +180,29 @@ def test_the_in_flight_limit_settles_near_what_the_api_sustains(
     assert stats[refusals] / stats["submissions"] <= 0.05
 
 
+def test_a_rate_limit_one_job_in_flight_would_exceed_is_met_by_pacing(
+    rig: RigFactory,
+) -> None:
+    # At 1 ms a single job in flight could send hundreds a second: only
+    # spacing the submissions out keeps a 50 a second limit from answering
+    # 429 to every burst.
+    behaviour = Behaviour(
+        latency=Latency(1, 0), rate_limit_per_s=50, rate_burst=5, retry_after_s=1
+    )
+    world = rig(behaviour, partitions=2)
+    world.produce((f"k{i}".encode(), request(i)) for i in range(400))
+
+    processor = world.start(PROCESSOR_MAX_IN_FLIGHT="8")
+    results = world.read("results", 400, timeout=120)
+    processor.stop()
+    holds = of_type(audit_events(world, 800), "THROTTLED")
+
+    assert len(results) == 400
+    # Each hold without pacing would let about one burst through: 80 of them.
+    assert 1 <= len(holds) <= 20
+    assert "pacing submissions at" in processor.log()
+
+
 def test_an_outage_opens_the_breaker_and_dead_letters_nothing(rig: RigFactory) -> None:
     world = rig(Behaviour(latency=Latency(20, 5)), partitions=4)
     world.produce((f"k{i}".encode(), request(i)) for i in range(2000))

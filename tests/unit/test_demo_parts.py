@@ -76,6 +76,7 @@ def test_the_view_reads_the_names_the_processor_exports() -> None:
         Gauges(
             in_flight=lambda: 7,
             limit=lambda: 12,
+            pace=lambda: 0.0,
             paused=lambda: 4,
             buffered=lambda: 0,
             lag=dict,
