@@ -88,10 +88,6 @@ class Pacer:
         while self._accepted[0] < now - _MEASURE_S:
             self._accepted.popleft()
 
-    def _recent(self, now: float) -> float:
-        """Submissions accepted in the last second."""
-        return float(sum(1 for at in self._accepted if at >= now - _MEASURE_S))
-
     def throttled(self, in_flight: int) -> None:
         """A 429 came with ``in_flight`` submissions on the wire."""
         now = self._clock()
@@ -115,3 +111,7 @@ class Pacer:
         self._base = max(_MIN_RATE, self._base)
         self._based_at = now
         log.info("CXone throttled; pacing submissions at %.1f a second", self._base)
+
+    def _recent(self, now: float) -> float:
+        """Submissions accepted in the last second."""
+        return float(sum(1 for at in self._accepted if at >= now - _MEASURE_S))
