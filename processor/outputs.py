@@ -5,6 +5,8 @@ producer (``acks=all``). The caller learns of each result's or dead letter's
 acknowledgement through ``on_ack``; that is what lets its source offset be
 committed. A delivery the broker refuses for good is fatal: ``on_fatal`` is
 told, and the record's offset is never acknowledged, so no commit passes it.
+Before anything is consumed, ``check_topics`` makes sure Kafka answers and
+the three topics exist, so a wrong setting stops the start in one line.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from processor import schemas, telemetry
 from processor.audit import AuditType
-from processor.errors import OutputError
+from processor.errors import OutputError, ProcessorError
 from processor.jobs import JobRequest
 from processor.outcomes import Failed, Submitted
 from processor.records import Record
@@ -32,6 +34,9 @@ OutputHeaders = list[tuple[str, str | bytes | None]]
 
 # When librdkafka's local queue is full, wait for deliveries this long at a
 # time, at most this many times, before calling the producer stuck.
+_METADATA_TIMEOUT_S = 15.0
+# How long each wait for metadata lasts before the error reports are checked.
+_REACH_POLL_S = 0.5
 _QUEUE_FULL_WAIT_S = 0.05
 _QUEUE_FULL_TRIES = 200
 
@@ -249,6 +254,50 @@ class Outputs:
         )
         log.error("%s", failure)
         self._on_fatal(failure)
+
+
+def check_topics(
+    producer: Producer, settings: Settings, health: ProducerHealth
+) -> None:
+    """Fail at start, in one line, when Kafka or an output topic is missing."""
+    wanted = [settings.results_topic, settings.deadletter_topic, settings.audit_topic]
+    try:
+        _reach(producer, settings, health)
+        for topic in wanted:
+            metadata = producer.list_topics(topic, timeout=_METADATA_TIMEOUT_S)
+            error = metadata.topics[topic].error
+            if error is not None:
+                raise ProcessorError(
+                    f"output topic {topic} is not usable: {error.str()}"
+                )
+    except KafkaException as exc:
+        raise ProcessorError(
+            f"cannot reach Kafka at {settings.bootstrap_servers}: {exc.args[0].str()}"
+        ) from None
+
+
+def _reach(producer: Producer, settings: Settings, health: ProducerHealth) -> None:
+    """Wait for the brokers' metadata, stopping at once if they refuse the login.
+
+    librdkafka reports a refused login only to the error callback, which
+    polling serves; without it the start would fail later as a vague
+    transport failure.
+    """
+    deadline = time.monotonic() + _METADATA_TIMEOUT_S
+    while True:
+        try:
+            producer.list_topics(timeout=_REACH_POLL_S)
+            return
+        except KafkaException:
+            producer.poll(0)
+            if health.authentication_error is not None:
+                raise ProcessorError(
+                    f"Kafka at {settings.bootstrap_servers} refused the login "
+                    f"({health.authentication_error}): check KAFKA_SASL_USERNAME, "
+                    "KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISMS"
+                ) from None
+            if time.monotonic() > deadline:
+                raise
 
 
 def _now_ms() -> int:

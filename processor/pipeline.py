@@ -40,6 +40,7 @@ from processor.offsets import OffsetTracker, TopicPartition
 from processor.outputs import (
     Outputs,
     ProducerHealth,
+    check_topics,
     codecs_for,
     producer_config,
 )
@@ -53,9 +54,6 @@ from processor.worker import Parsed, Worker
 log = logging.getLogger(__name__)
 
 _PRODUCER_POLL_S = 0.005
-_METADATA_TIMEOUT_S = 15.0
-# How long each wait for metadata lasts before the error reports are checked.
-_REACH_POLL_S = 0.5
 _FINAL_FLUSH_S = 15.0
 
 
@@ -88,7 +86,7 @@ class Pipeline:
             producer = Producer(producer_config(self.settings, health))
         except KafkaException as exc:
             raise kafka_setting_error(exc.args[0].str()) from None
-        _check_topics(producer, self.settings, health)
+        check_topics(producer, self.settings, health)
         self._outputs = Outputs(producer, self.settings, codecs, self._fail, health)
 
         transport = self._http_transport()
@@ -502,50 +500,6 @@ def _registry(settings: Settings) -> schemas.Registry | None:
     if settings.schema_registry_url is None:
         return None
     return schemas.registry_client(settings.schema_registry_url)
-
-
-def _check_topics(
-    producer: Producer, settings: Settings, health: ProducerHealth
-) -> None:
-    """Fail at start, in one line, when Kafka or an output topic is missing."""
-    wanted = [settings.results_topic, settings.deadletter_topic, settings.audit_topic]
-    try:
-        _reach(producer, settings, health)
-        for topic in wanted:
-            metadata = producer.list_topics(topic, timeout=_METADATA_TIMEOUT_S)
-            error = metadata.topics[topic].error
-            if error is not None:
-                raise ProcessorError(
-                    f"output topic {topic} is not usable: {error.str()}"
-                )
-    except KafkaException as exc:
-        raise ProcessorError(
-            f"cannot reach Kafka at {settings.bootstrap_servers}: {exc.args[0].str()}"
-        ) from None
-
-
-def _reach(producer: Producer, settings: Settings, health: ProducerHealth) -> None:
-    """Wait for the brokers' metadata, stopping at once if they refuse the login.
-
-    librdkafka reports a refused login only to the error callback, which
-    polling serves; without it the start would fail later as a vague
-    transport failure.
-    """
-    deadline = time.monotonic() + _METADATA_TIMEOUT_S
-    while True:
-        try:
-            producer.list_topics(timeout=_REACH_POLL_S)
-            return
-        except KafkaException:
-            producer.poll(0)
-            if health.authentication_error is not None:
-                raise ProcessorError(
-                    f"Kafka at {settings.bootstrap_servers} refused the login "
-                    f"({health.authentication_error}): check KAFKA_SASL_USERNAME, "
-                    "KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISMS"
-                ) from None
-            if time.monotonic() > deadline:
-                raise
 
 
 def _started_details(settings: Settings) -> dict[str, object]:
