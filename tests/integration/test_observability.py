@@ -238,7 +238,11 @@ def test_readiness_and_the_gauges_follow_the_flow_and_the_breaker(
     world = rig(Behaviour(latency=Latency(10, 2)), partitions=2)
     world.produce((f"k{i}".encode(), request(i)) for i in range(4000))
     process = world.start(
-        PROCESSOR_MAX_IN_FLIGHT="8", PROCESSOR_DRAIN_RATE_WINDOW_S="1"
+        PROCESSOR_MAX_IN_FLIGHT="8",
+        PROCESSOR_DRAIN_RATE_WINDOW_S="1",
+        # Room for the whole backlog: the only pause is the breaker's, not a
+        # full buffer's while the jobs flow.
+        PROCESSOR_BUFFER_MAX_RECORDS="10000",
     )
     url = status_url(process)
 
