@@ -2,10 +2,11 @@
 
 Five parts, each its own module: the ``Throttle`` (a 429's Retry-After holds
 every submission), the ``Breaker`` (an outage holds them but one probe), the
-``AdaptiveLimit`` (how many may be in flight) and the ``Slots`` that enforce
-it on the wire, and the ``Pacer`` (how many may start a second, once the API
-throttles with few in flight). While the throttle holds or the breaker is open, the
-consumer pauses its partitions too, so nothing piles up behind the gates.
+``AdaptiveLimit`` (how many may be in flight), the ``Slots`` that enforce it
+on the wire, and the ``Pacer`` (how many may start a second, once the API
+throttles with few in flight). While the throttle holds, or the breaker is
+open with jobs waiting to probe it, the consumer pauses its partitions too,
+so nothing piles up behind the gates.
 """
 
 from __future__ import annotations
