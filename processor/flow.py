@@ -36,14 +36,13 @@ class FlowControl:
         breaker: Breaker,
         limit: AdaptiveLimit,
         clock: Callable[[], float] = time.monotonic,
-        pacer: Pacer | None = None,
     ) -> None:
         self._clock = clock
         self.throttle = throttle
         self.breaker = breaker
         self.limit = limit
         self.slots = Slots(limit)
-        self.pacer = pacer or Pacer(clock=clock)
+        self.pacer = Pacer(clock=clock)
 
     async def admit(self) -> bool:
         """Wait for the gates and a slot; True when this submission is the probe."""
